@@ -1,0 +1,212 @@
+"""The model configuration: one frozen, typed dataclass and a few named presets.
+
+`ModelConfig` is the only thing that crosses from an experiment config into the library. It is
+immutable (so it can be a static argument of `jax.jit`) and validated on construction, so a bad
+value fails at the point where it is written, with a message that names it.
+
+Sleep convention: `sleep_passes` = N counts *every* pass over a window, the wake pass included.
+N = 1 is the plain hybrid (no sleep); N = 4 is one wake pass plus three offline passes made when
+the window is evicted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, Literal
+
+BLOCK_KINDS = ("gdn", "attn")
+SLEEP_INPUTS = ("hidden", "tokens")
+SLEEP_STARTS = ("carry", "fresh")
+GDN_IMPLS = ("chunked", "reference")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+  """Hyperparameters of a sleepnet language model.
+
+  Attributes:
+    vocab_size: number of token ids.
+    d_model: width of the residual stream.
+    num_heads: attention heads, and GDN heads.
+    blocks: the block pattern, one kind per layer: "gdn" (Gated DeltaNet, carries fast weights
+      across windows) or "attn" (attention within the current window). Each block is a
+      pre-norm residual mixer followed by a pre-norm residual SwiGLU MLP.
+    window: L, the attention window and KV-cache size in tokens. The sequence is processed in
+      windows of L tokens; at each window boundary the KV cache is cleared (after sleeping).
+      None means no eviction: one window spanning the whole sequence (up to `max_len`).
+    sleep_passes: N, the number of passes over each evicted window, wake pass included
+      (N = 1: no sleep).
+    sleep_input: what sleep passes 2..N read. "hidden": the window's token embeddings plus a
+      learned injection of the previous pass's top hidden states (recurrent depth, so passes
+      compose computation). "tokens": the raw token embeddings again.
+    sleep_start: where each sleep pass starts. "carry": from the fast weights the previous
+      pass left. "fresh": every pass rewrites from the fast weights before the window.
+    sleep_final_window: whether the final window of a sequence also sleeps (it changes only the
+      returned state, never the logits).
+    num_kv_heads: key/value heads of attention (grouped-query when < num_heads); None means
+      num_heads.
+    head_dim: per-head width of attention and of GDN keys; None means d_model // num_heads.
+    gdn_value_dim: per-head width of GDN values; None means head_dim.
+    mlp_dim: hidden width of the SwiGLU MLPs; None means 4 * d_model; 0 disables the MLPs.
+    conv_kernel: width of the GDN's causal depthwise convolution.
+    rope_base: RoPE frequency base.
+    norm_eps: epsilon of every RMSNorm.
+    max_len: KV-cache capacity for streaming when `window` is None.
+    gdn_impl: "chunked" (matmul form, for training) or "reference" (per-token scan).
+    gdn_chunk_size: chunk length of the chunked delta rule.
+    remat: wrap every window pass in `jax.checkpoint`, so activation memory grows with the
+      number of passes only by the checkpointed carries.
+    tie_embeddings: use the embedding matrix as the LM head.
+  """
+
+  vocab_size: int
+  d_model: int = 64
+  num_heads: int = 4
+  blocks: tuple[str, ...] = ("gdn", "attn", "gdn", "attn")
+  window: int | None = 32
+  sleep_passes: int = 1
+  sleep_input: Literal["hidden", "tokens"] = "hidden"
+  sleep_start: Literal["carry", "fresh"] = "carry"
+  sleep_final_window: bool = False
+  num_kv_heads: int | None = None
+  head_dim: int | None = None
+  gdn_value_dim: int | None = None
+  mlp_dim: int | None = None
+  conv_kernel: int = 4
+  rope_base: float = 10_000.0
+  norm_eps: float = 1e-6
+  max_len: int = 4096
+  gdn_impl: Literal["chunked", "reference"] = "chunked"
+  gdn_chunk_size: int = 64
+  remat: bool = True
+  tie_embeddings: bool = False
+
+  def __post_init__(self) -> None:
+    # Lists (from JSON or ml_collections) become tuples so the config stays hashable.
+    if not isinstance(self.blocks, tuple):
+      object.__setattr__(self, "blocks", tuple(self.blocks))
+    _positive(self, "vocab_size", "d_model", "num_heads", "sleep_passes", "conv_kernel")
+    _positive(self, "max_len", "gdn_chunk_size")
+    if not self.blocks:
+      raise ValueError("ModelConfig.blocks is empty: give at least one block kind.")
+    for kind in self.blocks:
+      if kind not in BLOCK_KINDS:
+        raise ValueError(f"ModelConfig.blocks: unknown block kind {kind!r}; known: {BLOCK_KINDS}.")
+    if self.window is not None and self.window < 1:
+      raise ValueError(f"ModelConfig.window must be >= 1 or None, got {self.window}.")
+    _choice(self, "sleep_input", SLEEP_INPUTS)
+    _choice(self, "sleep_start", SLEEP_STARTS)
+    _choice(self, "gdn_impl", GDN_IMPLS)
+    if self.head_dim is None and self.d_model % self.num_heads:
+      raise ValueError(
+        f"ModelConfig: d_model={self.d_model} is not divisible by num_heads={self.num_heads}; "
+        "set head_dim explicitly."
+      )
+    if self.kv_heads < 1 or self.num_heads % self.kv_heads:
+      raise ValueError(
+        f"ModelConfig: num_heads={self.num_heads} must be a multiple of "
+        f"num_kv_heads={self.kv_heads}."
+      )
+    if self.key_dim % 2 and "attn" in self.blocks:
+      raise ValueError(f"ModelConfig: RoPE needs an even head_dim, got {self.key_dim}.")
+    if self.mlp_dim is not None and self.mlp_dim < 0:
+      raise ValueError(f"ModelConfig.mlp_dim must be >= 0 or None, got {self.mlp_dim}.")
+
+  # Derived sizes: properties, so they can never disagree with the fields they come from.
+  @property
+  def key_dim(self) -> int:
+    return self.head_dim if self.head_dim is not None else self.d_model // self.num_heads
+
+  @property
+  def value_dim(self) -> int:
+    return self.gdn_value_dim if self.gdn_value_dim is not None else self.key_dim
+
+  @property
+  def kv_heads(self) -> int:
+    return self.num_kv_heads if self.num_kv_heads is not None else self.num_heads
+
+  @property
+  def hidden_dim(self) -> int:
+    return 4 * self.d_model if self.mlp_dim is None else self.mlp_dim
+
+  @property
+  def num_layers(self) -> int:
+    return len(self.blocks)
+
+  @property
+  def has_fast_weights(self) -> bool:
+    return "gdn" in self.blocks
+
+  @property
+  def sleeps(self) -> bool:
+    """True when evicted windows are consolidated by extra passes."""
+    return self.sleep_passes > 1 and self.window is not None and self.has_fast_weights
+
+  @property
+  def cache_size(self) -> int:
+    """KV-cache capacity of streaming inference: L, or `max_len` without eviction."""
+    return self.window if self.window is not None else self.max_len
+
+  def replace(self, **changes: Any) -> ModelConfig:
+    """Returns a copy with some fields changed (validated like a new config)."""
+    return from_dict({**dataclasses.asdict(self), **changes})
+
+
+def from_dict(values: Mapping[str, Any]) -> ModelConfig:
+  """Builds a ModelConfig from a mapping, rejecting unknown keys by name."""
+  known = {f.name for f in dataclasses.fields(ModelConfig)}
+  unknown = sorted(set(values) - known)
+  if unknown:
+    raise ValueError(f"Unknown ModelConfig key(s) {unknown}; known keys: {sorted(known)}.")
+  return ModelConfig(**values)
+
+
+# Named layouts. The same code builds every baseline of the paper: only the pattern, the window
+# and N differ.
+PRESETS: dict[str, dict[str, Any]] = {
+  # The paper's model: GDN-attention hybrid that sleeps (set sleep_passes).
+  "hybrid": dict(blocks=("gdn", "attn", "gdn", "attn")),
+  # Windowed transformer: forgets every evicted window completely.
+  "transformer": dict(blocks=("attn", "attn", "attn", "attn")),
+  # Full-attention transformer: no eviction at all, the upper bound.
+  "transformer_full": dict(blocks=("attn", "attn", "attn", "attn"), window=None),
+  # GDN only: no attention, the window only marks when sleep happens.
+  "gdn": dict(blocks=("gdn", "gdn", "gdn", "gdn")),
+}
+
+# Named widths, to combine with a layout.
+SIZES: dict[str, dict[str, Any]] = {
+  "tiny": dict(d_model=32, num_heads=2),
+  "small": dict(d_model=64, num_heads=4),
+  "base": dict(d_model=256, num_heads=4),
+  "large": dict(d_model=512, num_heads=8),
+}
+
+
+def preset(name: str, *, size: str = "small", **overrides: Any) -> ModelConfig:
+  """Builds a config from a named layout and size, e.g. `preset("hybrid", vocab_size=32)`.
+
+  Args:
+    name: one of `PRESETS` ("hybrid", "transformer", "transformer_full", "gdn").
+    size: one of `SIZES` ("tiny", "small", "base", "large").
+    **overrides: any ModelConfig field; `vocab_size` is required.
+  """
+  if name not in PRESETS:
+    raise ValueError(f"Unknown preset {name!r}; known presets: {sorted(PRESETS)}.")
+  if size not in SIZES:
+    raise ValueError(f"Unknown size {size!r}; known sizes: {sorted(SIZES)}.")
+  return from_dict({**SIZES[size], **PRESETS[name], **overrides})
+
+
+def _positive(config: ModelConfig, *names: str) -> None:
+  for name in names:
+    value = getattr(config, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}.")
+
+
+def _choice(config: ModelConfig, name: str, choices: tuple[str, ...]) -> None:
+  value = getattr(config, name)
+  if value not in choices:
+    raise ValueError(f"ModelConfig.{name} must be one of {choices}, got {value!r}.")

@@ -1,0 +1,135 @@
+"""What sleep costs: FLOPs at wake time and per window of sleep, and streaming memory.
+
+Counts are analytic, from the config alone, so they can be printed for sizes that do not fit on
+the machine at hand. Conventions (stated so numbers can be compared):
+  - FLOPs count matrix work only, 2 per multiply-add: projections, attention scores and values,
+    the delta rule in its per-token form (5 K x V products per head and token: the read S^T k,
+    the rank-one update, the write k v^T, and the output S^T q; the decay is elementwise and not
+    counted), the LM head. Norms, activations, RoPE and the convolution's elementwise taps are
+    left out (they are small next to the matrix work at any realistic width).
+  - Wake FLOPs are per token, averaged over a full window (attention context grows from 1 to L).
+  - A sleep pass reruns the blocks over the window but computes no logits; "hidden" passes add
+    the injection matmul.
+  - Memory is for one sequence (batch 1), float32 state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sleepnet.config import ModelConfig
+
+_F32 = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Costs:
+  """The price of a config, per sequence.
+
+  Attributes:
+    params: number of parameters.
+    wake_flops_per_token: one ordinary forward pass, per token.
+    sleep_flops_per_window: the N - 1 sleep passes over one full window.
+    flops_per_token: wake plus sleep amortised over the window's L tokens.
+    kv_cache_bytes: peak KV cache (L tokens, or max_len without eviction) over attention blocks.
+    fast_weight_bytes: GDN fast weights S over GDN blocks (the only thing kept across windows).
+    stream_state_bytes: the whole streaming state (caches, fast weights, conv histories, and
+      the window's tokens and top hidden states that sleep rereads).
+  """
+
+  params: int
+  wake_flops_per_token: float
+  sleep_flops_per_window: float
+  flops_per_token: float
+  kv_cache_bytes: int
+  fast_weight_bytes: int
+  stream_state_bytes: int
+
+
+def _block_params(config: ModelConfig, kind: str) -> int:
+  d, h, g, k, v = (
+    config.d_model,
+    config.num_heads,
+    config.kv_heads,
+    config.key_dim,
+    config.value_dim,
+  )
+  mlp = 3 * d * config.hidden_dim + (d if config.hidden_dim else 0)
+  if kind == "attn":
+    mixer = d * h * k + 2 * d * g * k + h * k * d
+  else:
+    channels = h * (2 * k + v)
+    mixer = d * channels + (config.conv_kernel + 1) * channels + d * h + h + d * h + 2 * h
+    mixer += v + d * h * v + h * v * d
+  return d + mixer + mlp  # d: the mixer's RMSNorm scale.
+
+
+def _block_flops(config: ModelConfig, kind: str, context: float) -> float:
+  """Matrix FLOPs of one block for one token that attends to `context` tokens."""
+  d, h, g, k, v = (
+    config.d_model,
+    config.num_heads,
+    config.kv_heads,
+    config.key_dim,
+    config.value_dim,
+  )
+  mlp = 2 * 3 * d * config.hidden_dim
+  if kind == "attn":
+    return 2 * (d * h * k + 2 * d * g * k + h * k * d) + 2 * 2 * h * k * context + mlp
+  proj = d * h * (2 * k + v) + 2 * d * h + d * h * v + h * v * d
+  return 2 * proj + 2 * 5 * h * k * v + mlp
+
+
+def costs(config: ModelConfig, *, sleep_passes: int | None = None) -> Costs:
+  """Reports FLOPs and memory of `config` (at `sleep_passes`, or the config's N)."""
+  n = config.sleep_passes if sleep_passes is None else sleep_passes
+  if n < 1:
+    raise ValueError(f"sleep_passes must be >= 1, got {n}.")
+  d, vocab = config.d_model, config.vocab_size
+  window = config.cache_size
+  mean_context = (window + 1) / 2
+  blocks = sum(_block_flops(config, kind, mean_context) for kind in config.blocks)
+  head = 2 * d * vocab
+  wake = blocks + head
+  sleeps = config.window is not None and config.has_fast_weights and n > 1
+  inject = 2 * d * d if config.sleep_input == "hidden" else 0
+  sleep = (n - 1) * window * (blocks + inject) if sleeps else 0.0
+  params = vocab * d + sum(_block_params(config, kind) for kind in config.blocks) + d
+  params += 0 if config.tie_embeddings else d * vocab
+  params += d + d * d  # The sleep input injection (norm and projection).
+  num_attn = config.blocks.count("attn")
+  num_gdn = config.blocks.count("gdn")
+  kv = num_attn * 2 * window * config.kv_heads * config.key_dim * _F32
+  fast = num_gdn * config.num_heads * config.key_dim * config.value_dim * _F32
+  channels = config.num_heads * (2 * config.key_dim + config.value_dim)
+  conv = num_gdn * (config.conv_kernel - 1) * channels * _F32
+  buffers = window * (4 + d * _F32) if config.window is not None and num_gdn else 0
+  state = kv + 2 * fast + conv + buffers + 4  # 2 * fast: the window-start copy; 4: position.
+  return Costs(
+    params=params,
+    wake_flops_per_token=wake,
+    sleep_flops_per_window=sleep,
+    flops_per_token=wake + sleep / window,
+    kv_cache_bytes=kv,
+    fast_weight_bytes=fast,
+    stream_state_bytes=state,
+  )
+
+
+def format_costs(config: ModelConfig, passes: tuple[int, ...] = (1, 2, 4, 8)) -> str:
+  """A small table of `costs` at several N, for logs and the README."""
+  rows = ["| N | wake MFLOP/token | sleep MFLOP/window | total MFLOP/token | x N=1 |"]
+  rows.append("| --- | --- | --- | --- | --- |")
+  base = costs(config, sleep_passes=1).flops_per_token
+  for n in passes:
+    c = costs(config, sleep_passes=n)
+    rows.append(
+      f"| {n} | {c.wake_flops_per_token / 1e6:.3f} | {c.sleep_flops_per_window / 1e6:.2f} | "
+      f"{c.flops_per_token / 1e6:.3f} | {c.flops_per_token / base:.2f} |"
+    )
+  c = costs(config)
+  rows.append(
+    f"\nparams {c.params:,}; KV cache {c.kv_cache_bytes:,} B; fast weights "
+    f"{c.fast_weight_bytes:,} B; streaming state {c.stream_state_bytes:,} B (batch 1, float32)"
+  )
+  return "\n".join(rows)

@@ -1,0 +1,107 @@
+"""Small building blocks: RMSNorm, SwiGLU, RoPE and the causal depthwise convolution.
+
+Dimension legend used in shape comments across sleepnet:
+  B batch, T time (tokens in the current call), L window, C cache capacity, D model width,
+  H heads, G key/value heads, K key width, V value width, F MLP hidden width, W conv kernel.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
+  """RMSNorm over the last axis, computed in float32 and cast back to x's dtype."""
+  x32 = x.astype(jnp.float32)
+  y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
+  return (y * scale).astype(x.dtype)
+
+
+def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
+  """Scales the last axis to unit L2 norm (the GDN keys and queries)."""
+  x32 = x.astype(jnp.float32)
+  return (x32 * jax.lax.rsqrt(jnp.sum(x32 * x32, axis=-1, keepdims=True) + eps)).astype(x.dtype)
+
+
+def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
+  """Rotary position embedding, rotating feature pairs (i, i + K/2).
+
+  Args:
+    x: [B, T, H, K] queries or keys.
+    positions: [T] integer positions (position within the current window).
+    base: frequency base.
+  """
+  half = x.shape[-1] // 2
+  freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)  # [K/2]
+  angles = positions.astype(jnp.float32)[:, None] * freqs  # [T, K/2]
+  sin = jnp.sin(angles)[None, :, None, :]
+  cos = jnp.cos(angles)[None, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x.dtype)
+
+
+def causal_depthwise_conv(
+  x: jax.Array, kernel: jax.Array, bias: jax.Array, history: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+  """Causal depthwise 1-D convolution that streams: history in, history out.
+
+  Output t is sum_j kernel[j] * z[t + j] over the concatenation z = [history; x], so the last
+  tap sees the current token. Feeding a sequence in pieces, passing the returned history on,
+  gives the same output as one call.
+
+  Args:
+    x: [B, T, C] input channels.
+    kernel: [W, C] per-channel taps.
+    bias: [C].
+    history: [B, W - 1, C], the W - 1 inputs before x (zeros at a window start).
+
+  Returns:
+    y: [B, T, C]; new_history: [B, W - 1, C], the last W - 1 inputs.
+  """
+  width = kernel.shape[0]
+  t = x.shape[1]
+  z = jnp.concatenate([history.astype(x.dtype), x], axis=1)  # [B, W - 1 + T, C]
+  # W is small (4): a sum of shifted slices is cheaper and clearer than a general conv op.
+  y = sum(z[:, j : j + t] * kernel[j] for j in range(width)) + bias
+  return y, z[:, t:]
+
+
+def residual_out_init(num_layers: int) -> nnx.Initializer:
+  """Initialiser of the projections that write into the residual stream.
+
+  Scaled by 1 / sqrt(2 * num_layers) (two branches per block) so that, with unit-scale
+  embeddings, the stream stays near unit RMS and each block is a small perturbation of the
+  identity. This matters more here than in a feed-forward LM: "hidden" sleep passes feed the top
+  of the network back into its bottom, and at the default scale that loop amplifies rounding
+  differences by orders of magnitude per window (measured; see tests/model_test.py).
+  """
+  return nnx.initializers.variance_scaling(1.0 / (2 * num_layers), "fan_in", "truncated_normal")
+
+
+class RMSNorm(nnx.Module):
+  """RMSNorm with a learned per-feature scale (initialised to one)."""
+
+  def __init__(self, dim: int, *, eps: float, rngs: nnx.Rngs) -> None:
+    del rngs  # Deterministic initialisation; the argument keeps the constructor uniform.
+    self.scale = nnx.Param(jnp.ones((dim,), jnp.float32))
+    self.eps = eps
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return rms_norm(x, self.scale[...], self.eps)
+
+
+class SwiGLU(nnx.Module):
+  """The MLP of every block: down(silu(gate(x)) * up(x))."""
+
+  def __init__(
+    self, d_model: int, hidden: int, *, out_init: nnx.Initializer, rngs: nnx.Rngs
+  ) -> None:
+    self.gate = nnx.Linear(d_model, hidden, use_bias=False, rngs=rngs)
+    self.up = nnx.Linear(d_model, hidden, use_bias=False, rngs=rngs)
+    self.down = nnx.Linear(hidden, d_model, use_bias=False, kernel_init=out_init, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.down(jax.nn.silu(self.gate(x)) * self.up(x))

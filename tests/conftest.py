@@ -1,0 +1,19 @@
+"""Shared test setup: float32 numerics and a persistent compilation cache.
+
+The cache lives under the repository (ignored by git) so that repeated local runs and the several
+processes that the end-to-end tests start reuse compiled programs; on a fresh CI clone it only
+helps within the run.
+"""
+
+import os
+import pathlib
+
+import jax
+
+_CACHE = pathlib.Path(__file__).resolve().parent.parent / ".jax_cache"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
+jax.config.update("jax_compilation_cache_dir", str(_CACHE))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+# Oracles are compared in float32: keep XLA:CPU from using lower-precision matmul passes.
+jax.config.update("jax_default_matmul_precision", "highest")
