@@ -113,6 +113,8 @@ def main() -> None:
     mib = f"{row['temp_bytes'] / 2**20:.1f}" if row["temp_bytes"] is not None else "n/a"
     ratio = costs.costs(config, sleep_passes=n).flops_per_token / flops1
     print(f"| {n} | {1e3 * row['step_s']:.1f} | {row['step_s'] / base:.2f} | {mib} | {ratio:.2f} |")
+  print("\nanalytic costs of this config (sleepnet.costs):")
+  print(costs.format_costs(config, tuple(passes)))
   change = 100 * (wake_ms[n_sleep] / wake_ms[1] - 1)
   print(
     f"\nwake decode latency per token: N=1 {wake_ms[1]:.3f} ms, N={n_sleep} "
