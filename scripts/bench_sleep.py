@@ -105,7 +105,9 @@ def main() -> None:
     token = jnp.full((1,), i % config.vocab_size, jnp.int32)
   wake_ms = {n: 1e3 * statistics.median(v) for n, v in latencies.items()}
 
-  print("\n| N | train step (ms) | x N=1 | compiled temp memory (MiB) | model FLOPs x N=1 |")
+  print(
+    "\n| N | train step (ms) | x N=1 | compiled temp memory (MiB) | analytic FLOPs/token x N=1 |"
+  )
   print("| --- | --- | --- | --- | --- |")
   base = rows[passes[0]]["step_s"]
   flops1 = costs.costs(config, sleep_passes=1).flops_per_token

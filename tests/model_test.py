@@ -211,7 +211,7 @@ def _stream(model, toks, schedule=None):
 
 
 @pytest.mark.parametrize("name", ["hybrid", "transformer", "transformer_full", "gdn"])
-@pytest.mark.parametrize("passes", [1, 4])
+@pytest.mark.parametrize("passes", [1, 2, 4])
 def test_model_streaming_equals_forward(name, passes):
   model = sleepnet.Model(tiny(name, sleep_passes=passes), rngs=nnx.Rngs(0))
   toks = tokens(2, 13)  # Two full windows of 5 and a partial one.

@@ -29,20 +29,6 @@ def rel_err(a, b) -> float:
   return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
-@pytest.mark.parametrize("name", ["hybrid", "gdn"])
-def test_two_passes_stream_like_forward(name):
-  # N = 1 and 4 are covered for every model kind in model_test; N = 2 here, odd cuts.
-  model = sleepnet.Model(config(name, sleep_passes=2), rngs=nnx.Rngs(0))
-  toks = tokens(2, 14)
-  full = model(toks)
-  state, outs, pos = model.init_state(2), [], 0
-  for size in (2, 6, 1, 5):
-    logits, state = model.prefill(toks[:, pos : pos + size], state)
-    outs.append(logits)
-    pos += size
-  assert rel_err(jnp.concatenate(outs, 1), full) < 1e-4
-
-
 def test_one_pass_is_the_plain_hybrid():
   """N = 1 runs no sleep code: equal to carrying the wake pass's fast weights window to window."""
   model = sleepnet.Model(config(sleep_passes=1), rngs=nnx.Rngs(0))
