@@ -276,3 +276,15 @@ def test_bad_inputs_are_named():
   _, state = full.prefill(tokens(1, 5), state)
   with pytest.raises(ValueError, match="exceed max_len=6"):
     full.prefill(tokens(1, 2), state)
+
+
+def test_streaming_sees_new_weights_after_first_call():
+  """Streaming calls cache the module graph; parameter updates must still reach them."""
+  model = sleepnet.Model(tiny(sleep_passes=2), rngs=nnx.Rngs(0))
+  toks = tokens(1, 7)
+  _stream(model, toks)
+  nnx.update(model, nnx.state(sleepnet.Model(tiny(sleep_passes=2), rngs=nnx.Rngs(1))))
+  stepped, _ = _stream(model, toks)
+  chunked, _ = _stream(model, toks, schedule=(6, 1))
+  assert rel_err(stepped, model(toks)) < 1e-4
+  assert rel_err(chunked, model(toks)) < 1e-4
