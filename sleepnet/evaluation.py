@@ -1,0 +1,247 @@
+"""Evaluation of a trained run on its task's fixed evaluation set, at several N.
+
+`evaluate(workdir, sleep_passes=(1, 4), split="test")` loads the run's config (DIR/config.json)
+and latest parameters, and measures under teacher forcing:
+
+  * exact match: the fraction of examples whose answer tokens are *all* predicted right (the
+    argmax at every answer position is the target, so greedy decoding of the answer would be
+    exactly right);
+  * token accuracy: the fraction of answer tokens predicted right,
+
+broken down by the task's difficulty (Rule 110: t; Depo: k; GSM: ops) and by the number of sleep
+passes N used at test time (which may differ from training: the weights do not depend on N). It
+writes DIR/eval.json and logs a markdown table.
+
+The evaluation set is fixed and versioned: `sleepnet.tasks.datasets.prepare` writes it once as
+TFDS array_record files under `config.data_dir` (default DIR/data), in a directory named by the
+task, a digest of the task config, the seed and the split sizes, and the builder version
+(e.g. DIR/data/rule110_dataset/seed1234-train32-test64-1a2b3c4d/1.0.0). Record i of a split is
+always `generate(task config, config.eval.seed, i, split)`, so two runs with the same task config
+are evaluated on exactly the same examples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+from flax import nnx
+from jax.experimental import multihost_utils
+
+from sleepnet import checkpoint, sharding, train
+from sleepnet.tasks import base as task_base
+from sleepnet.tasks import datasets
+
+EVAL_FILE = "eval.json"
+SPLITS = task_base.SPLITS
+
+
+def eval_dataset(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Any:
+  """Prepares (once) and returns the TFDS builder of the run's fixed evaluation set."""
+  data_dir = config.data_dir or str(pathlib.Path(workdir) / "data")
+  tfds.disable_progress_bar()
+
+  def prepare() -> Any:
+    return datasets.prepare(
+      config.task_name,
+      config.task.to_dict(),
+      seed=config.eval.seed,
+      num_train=config.eval.num_train,
+      num_test=config.eval.num_test,
+      data_dir=data_dir,
+    )
+
+  if jax.process_count() > 1:
+    # One writer: process 0 builds, the others then find it built.
+    if jax.process_index() == 0:
+      prepare()
+    multihost_utils.sync_global_devices("sleepnet-eval-data")
+  return prepare()
+
+
+def summarize(stats: Mapping[str, np.ndarray], difficulty: np.ndarray) -> dict[str, Any]:
+  """Aggregates per-example answer statistics (see `train.answer_stats`).
+
+  Args:
+    stats: [E] arrays "correct", "count" and "exact" for E examples.
+    difficulty: int [E], each example's difficulty.
+
+  Returns:
+    {"exact_match", "token_accuracy", "num_examples", "by_difficulty": {d: the same three}};
+    token accuracy pools the answer tokens of all examples.
+  """
+
+  def pooled(sel: np.ndarray) -> dict[str, Any]:
+    count = float(stats["count"][sel].sum())
+    return {
+      "exact_match": float(stats["exact"][sel].mean()) if sel.any() else 0.0,
+      "token_accuracy": float(stats["correct"][sel].sum()) / count if count else 0.0,
+      "num_examples": int(sel.sum()),
+    }
+
+  out = pooled(np.ones(difficulty.shape, bool))
+  out["by_difficulty"] = {str(d): pooled(difficulty == d) for d in sorted(set(difficulty.tolist()))}
+  return out
+
+
+def markdown_table(report: Mapping[str, Any]) -> str:
+  """The results as a markdown table: one row per difficulty (and "all"), two columns per N."""
+  results = report["results"]
+  ns = list(results)
+  first = results[ns[0]]
+  head = ["difficulty", "examples"]
+  for n in ns:
+    head += [f"N={n} exact", f"N={n} token acc"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for d, label in [*((d, d) for d in first["by_difficulty"]), (None, "all")]:
+    row = [label, str((first["by_difficulty"][d] if d else first)["num_examples"])]
+    for n in ns:
+      r = results[n]["by_difficulty"][d] if d else results[n]
+      row += [f"{r['exact_match']:.3f}", f"{r['token_accuracy']:.3f}"]
+    lines.append("| " + " | ".join(row) + " |")
+  return "\n".join(lines)
+
+
+def _batches(
+  source: Any, batch_size: int, mesh: jax.sharding.Mesh
+) -> Iterator[tuple[dict[str, jax.Array], int, np.ndarray]]:
+  """(global batch arrays, number of real rows, difficulty) over the whole split, padded.
+
+  The last batch is padded with copies of the first record (masked out: no answer tokens), so
+  every batch has one shape and the step compiles once.
+  """
+  local = sharding.check_batch_size(batch_size, mesh, "eval.batch_size")
+  p = jax.process_index()
+  for start in range(0, len(source), batch_size):
+    idx = list(range(start, min(start + batch_size, len(source))))
+    records = [source[i] for i in idx]
+    real = len(records)
+    records += [records[0]] * (batch_size - real)
+    tokens = np.stack([np.asarray(r["tokens"], np.int32) for r in records])
+    mask = np.stack([np.asarray(r["loss_mask"], bool) for r in records])
+    mask[real:] = False
+    difficulty = np.asarray([int(r["difficulty"]) for r in records[:real]], np.int32)
+    rows = slice(p * local, (p + 1) * local)  # this process's share of the global batch
+    batch = sharding.put_batch({"tokens": tokens[rows], "loss_mask": mask[rows]}, mesh)
+    yield batch, real, difficulty
+
+
+def evaluate_params(
+  graphdef: nnx.GraphDef,
+  params: Any,
+  source: Any,
+  *,
+  sleep_passes: Sequence[int],
+  batch_size: int,
+  mesh: jax.sharding.Mesh,
+) -> dict[str, Any]:
+  """Evaluates parameters on a random-access source of task records, at every N.
+
+  Returns:
+    {str(N): summarize(...)} in the order of `sleep_passes`.
+  """
+
+  def stats_fn(params: Any, batch: Mapping[str, jax.Array], passes: int) -> dict[str, jax.Array]:
+    model = nnx.merge(graphdef, params)
+    tokens = batch["tokens"]
+    logits = model(tokens[:, :-1], sleep_passes=passes)
+    return train.answer_stats(logits, tokens[:, 1:], batch["loss_mask"][:, 1:])
+
+  # Replicated outputs: every process can read all per-example results.
+  step = jax.jit(stats_fn, static_argnames="passes", out_shardings=sharding.replicated(mesh))
+  parts: dict[int, list[dict[str, np.ndarray]]] = {n: [] for n in sleep_passes}
+  difficulty = []
+  for batch, real, diff in _batches(source, batch_size, mesh):
+    difficulty.append(diff)
+    for n in sleep_passes:
+      out = jax.device_get(step(params, batch, passes=n))
+      parts[n].append({k: v[:real] for k, v in out.items()})
+  difficulty = np.concatenate(difficulty)
+  return {
+    str(n): summarize(
+      {k: np.concatenate([p[k] for p in parts[n]]) for k in parts[n][0]}, difficulty
+    )
+    for n in sleep_passes
+  }
+
+
+def evaluate(
+  workdir: str | os.PathLike,
+  *,
+  sleep_passes: Sequence[int] | None = None,
+  split: str | None = None,
+  config: ml_collections.ConfigDict | None = None,
+) -> dict[str, Any]:
+  """Evaluates the latest checkpoint of the run in `workdir`; writes DIR/eval.json.
+
+  Args:
+    workdir: the run's workdir.
+    sleep_passes: the N values to evaluate at; None means `config.eval.sleep_passes`.
+    split: "test" or "train" split of the evaluation set; None means `config.eval.split`.
+    config: the run's config; None reads DIR/config.json.
+
+  Returns:
+    The report written to eval.json: {"step", "task", "model_kind", "train_sleep_passes", "split",
+    "eval_set": {"dir", "num_examples"}, "sleep_passes", "results": {str(N): {"exact_match",
+    "token_accuracy", "num_examples", "by_difficulty": {str(d): {...}}}}}.
+
+  Raises:
+    ValueError: a bad split or N.
+    train.ConfigError: the saved config cannot run.
+    checkpoint.CheckpointError: no readable config or checkpoint in `workdir`.
+  """
+  workdir = pathlib.Path(workdir)
+  config = config if config is not None else checkpoint.load_config(workdir)
+  model_config, _ = train.resolve(config)
+  sleep_passes = tuple(int(n) for n in (sleep_passes or config.eval.sleep_passes))
+  split = split or config.eval.split
+  if split not in SPLITS:
+    raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
+  if not sleep_passes or min(sleep_passes) < 1:
+    raise ValueError(f"sleep_passes={list(sleep_passes)} must be positive integers")
+  mesh = train.make_mesh(config)
+  graphdef, abstract = train.abstract_params(
+    model_config, mesh, config.sharding.rules, config.sharding.min_size
+  )
+  params, step = checkpoint.load_params(workdir, abstract)
+  builder = eval_dataset(config, workdir)
+  source = datasets.data_source(builder, split)
+  if not len(source):
+    raise train.ConfigError(f"config.eval.num_{split}=0: the {split} split to evaluate is empty")
+  results = evaluate_params(
+    graphdef,
+    params,
+    source,
+    sleep_passes=sleep_passes,
+    batch_size=config.eval.batch_size,
+    mesh=mesh,
+  )
+  report = {
+    "step": step,
+    "task": config.task_name,
+    "model_kind": config.model_kind,
+    "train_sleep_passes": model_config.sleep_passes,
+    "split": split,
+    "eval_set": {"dir": str(builder.data_dir), "num_examples": len(source)},
+    "sleep_passes": list(sleep_passes),
+    "results": results,
+  }
+  if jax.process_index() == 0:
+    (workdir / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n")
+  logging.info(
+    "evaluation of %s at step %d (%s split, %d examples):\n%s",
+    workdir,
+    step,
+    split,
+    len(source),
+    markdown_table(report),
+  )
+  return report

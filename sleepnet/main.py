@@ -1,0 +1,49 @@
+r"""Trains a sleepnet experiment: `python -m sleepnet.main --config FILE[:ARGS] --workdir DIR`.
+
+  python -m sleepnet.main --config experiments/rule110.py:smoke --workdir /tmp/r110
+  python -m sleepnet.main --config experiments/rule110.py:model=sleep,passes=4 --workdir /tmp/n4 \
+      --config.num_steps=8000 --config.model.sleep_input=tokens
+
+Relaunching with the same workdir resumes from its latest checkpoint; a workdir that holds a run
+with another config is refused. Multi-host: run the same command on every host with
+`--config.distributed=True` on clusters JAX detects (SLURM, Open MPI, Cloud TPU, Kubernetes), or
+with JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID set elsewhere.
+
+Compilation dominates short runs: set JAX_COMPILATION_CACHE_DIR=~/.cache/jax to reuse compiled
+programs across runs (the smoke run above: about 22 s cold, 9 s warm on a 2-core CPU).
+
+This file stays short on purpose: the logic lives in `sleepnet.train`, which defines no flags.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from sleepnet import checkpoint, metrics, sharding, train
+
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment config file, e.g. experiments/rule110.py:smoke.", lock_config=True
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, eval).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  sharding.initialize_distributed(config.distributed)  # before any other JAX call
+  metrics.quiet_library_logs()
+  sharding.log_devices()
+  logging.info("config:\n%s", config)
+  try:
+    train.train_and_evaluate(config, _WORKDIR.value)
+  except (train.ConfigError, checkpoint.CheckpointError, train.NonFiniteLossError) as e:
+    # Problems with the inputs, not bugs: say what is wrong, without a traceback.
+    logging.error("%s", e)
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

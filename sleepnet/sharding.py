@@ -1,0 +1,199 @@
+"""Devices, the mesh, and where parameters and batches live.
+
+One mesh with two axes, built from the config (`config.mesh`, e.g. `(("data", -1), ("model", 1))`,
+-1 meaning "all remaining devices"):
+
+  * "data": batches are split over it (data parallelism);
+  * "model": big parameters are split over it (tensor/FSDP-style), everything else is replicated.
+
+Parameters are placed by a short, ordered list of `(regex, tactic)` rules over parameter paths such
+as "blocks/0/mixer/qkv_proj/kernel" (big_vision-style; the first rule whose regex is found in the
+path wins). Tactics:
+
+  * "model": split the largest dimension that the "model" axis size divides over "model", if the
+    array has at least `min_size` elements (small arrays are cheaper replicated);
+  * "replicate": a full copy on every device.
+
+The same rules place the optimizer state, whose paths end in the parameter paths (".../mu/blocks/
+0/.../kernel"), so Adam's moments are split exactly like their parameters.
+
+Axis types: the mesh uses `AxisType.Auto` on purpose. With Explicit axes (the default of
+`jax.make_mesh` in this JAX) every matmul that contracts over a sharded dimension needs an
+`out_sharding=` argument, so the model code would have to know the mesh. With Auto axes the model
+stays sharding-agnostic: we only place the inputs (parameters, batches) and fix the outputs of the
+jitted functions, and XLA's propagation shards everything in between.
+
+Multi-host: `initialize_distributed` must run before any other JAX call (the entry points do it
+first). Every process loads its own slice of each batch; `put_batch` assembles the global array.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXES = ("data", "model")
+TACTICS = ("model", "replicate")
+
+
+def initialize_distributed(enabled: bool) -> bool:
+  """Starts multi-host JAX when the config or the environment asks for it.
+
+  Two ways to launch on several hosts (run the same command on every host):
+    * on a cluster JAX detects by itself (SLURM, Open MPI, Cloud TPU, Kubernetes), set
+      `--config.distributed=True`;
+    * anywhere else, set JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and
+      JAX_PROCESS_ID on every host (this alone turns it on).
+
+  Args:
+    enabled: `config.distributed`.
+
+  Returns:
+    Whether `jax.distributed.initialize` was called.
+  """
+  address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if not enabled and not address:
+    return False
+  kwargs: dict[str, Any] = {}
+  if address:
+    try:
+      kwargs = dict(
+        coordinator_address=address,
+        num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+        process_id=int(os.environ["JAX_PROCESS_ID"]),
+      )
+    except (KeyError, ValueError) as e:
+      raise ValueError(
+        "JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES and JAX_PROCESS_ID must be set to "
+        f"integers too ({e!r})"
+      ) from None
+  jax.distributed.initialize(**kwargs)
+  return True
+
+
+def make_mesh(spec: Sequence[Sequence[Any]], devices: Sequence[Any] | None = None) -> Mesh:
+  """Builds the ("data", "model") mesh from `config.mesh`.
+
+  Args:
+    spec: (axis name, size) pairs naming both axes of `AXES`; one size may be -1 (all remaining
+      devices).
+    devices: the devices to use; None means all of them.
+
+  Raises:
+    ValueError: unknown or missing axes, or sizes that do not multiply to the device count.
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  sizes = {str(name): int(size) for name, size in spec}
+  if sorted(sizes) != sorted(AXES) or len(spec) != len(AXES):
+    raise ValueError(f"mesh {list(map(tuple, spec))} must name exactly the axes {AXES}")
+  unknown = [name for name, size in sizes.items() if size == -1]
+  known = math.prod(size for size in sizes.values() if size != -1)
+  if len(unknown) > 1 or any(s == 0 or s < -1 for s in sizes.values()):
+    raise ValueError(f"mesh {sizes}: sizes must be positive, with at most one -1")
+  if unknown:
+    if len(devices) % known:
+      raise ValueError(f"mesh {sizes}: {len(devices)} devices are not divisible by {known}")
+    sizes[unknown[0]] = len(devices) // known
+  if math.prod(sizes.values()) != len(devices):
+    raise ValueError(
+      f"mesh {sizes} needs {math.prod(sizes.values())} devices; {len(devices)} exist"
+    )
+  shape = tuple(sizes[name] for name in AXES)
+  # Auto axes: see the module docstring.
+  return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices)
+
+
+def path_str(path: Sequence[Any]) -> str:
+  """A pytree key path as "blocks/0/mixer/qkv_proj/kernel"."""
+  return jax.tree_util.keystr(tuple(path), simple=True, separator="/")
+
+
+def leaf_sharding(
+  path: str, shape: Sequence[int], mesh: Mesh, rules: Sequence[Sequence[str]], min_size: int
+) -> NamedSharding:
+  """The sharding of one array by the first rule whose regex is found in `path`."""
+  for pattern, tactic in rules:
+    if tactic not in TACTICS:
+      raise ValueError(f"sharding rule ({pattern!r}, {tactic!r}): tactic must be one of {TACTICS}")
+    if re.search(pattern, path):
+      break
+  else:
+    tactic = "replicate"
+  spec = [None] * len(shape)
+  model = mesh.shape["model"]
+  if tactic == "model" and model > 1 and math.prod(shape) >= min_size:
+    # The largest dimension that divides evenly; ties go to the last (the output features).
+    dims = [d for d in range(len(shape)) if shape[d] % model == 0]
+    if dims:
+      spec[max(dims, key=lambda d: (shape[d], d))] = "model"
+  return NamedSharding(mesh, P(*spec))
+
+
+def tree_shardings(tree: Any, mesh: Mesh, rules: Sequence[Sequence[str]], min_size: int) -> Any:
+  """Shardings for every array of `tree` (arrays or ShapeDtypeStructs), by the rules."""
+  return jax.tree_util.tree_map_with_path(
+    lambda path, x: leaf_sharding(path_str(path), x.shape, mesh, rules, min_size), tree
+  )
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """A full copy on every device (scalars, metrics)."""
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch) dimension split over "data", the rest whole."""
+  return NamedSharding(mesh, P("data"))
+
+
+def put_batch(local: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+  """Assembles global batch arrays from this process's rows, split over "data".
+
+  With one process the local rows are the whole batch; with several, process p holds rows
+  p * B/P .. (p + 1) * B/P - 1 of the global batch of B rows.
+  """
+  sharding = batch_sharding(mesh)
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v)) for k, v in local.items()
+  }
+
+
+def check_batch_size(global_batch: int, mesh: Mesh, what: str = "batch_size") -> int:
+  """Returns this process's share of a global batch, or raises if it does not divide evenly."""
+  data, procs = mesh.shape["data"], jax.process_count()
+  if global_batch % data or global_batch % procs:
+    raise ValueError(
+      f"{what}={global_batch} must be divisible by the 'data' mesh axis ({data}) and the "
+      f"number of processes ({procs})"
+    )
+  return global_batch // procs
+
+
+def describe(tree: Any) -> str:
+  """A one-line summary of how much of `tree` is split over "model", for the log."""
+  leaves = jax.tree.leaves(tree)
+  split = [x for x in leaves if "model" in tuple(getattr(x.sharding, "spec", ()))]
+  total = sum(x.size for x in leaves)
+  share = sum(x.size for x in split) / max(total, 1)
+  return f"{len(split)} of {len(leaves)} arrays ({share:.0%} of the elements) split over 'model'"
+
+
+def log_devices() -> None:
+  """Logs the process and its devices (the first thing a multi-host log should say)."""
+  logging.info(
+    "process %d of %d; %d local / %d global devices: %s",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+    jax.devices(),
+  )

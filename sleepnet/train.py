@@ -1,0 +1,444 @@
+"""Training: the optimizer, a sharded train state, one jitted step, and the loop.
+
+`train_and_evaluate(config, workdir)` is what `python -m sleepnet.main` runs. Its sections:
+
+  1. config   resolve the ConfigDict into a `ModelConfig` and a task config, checked together;
+  2. mesh     ("data", "model") from config.mesh (sharding.make_mesh);
+  3. workdir  refuse a workdir that holds another run (checkpoint.claim_workdir);
+  4. state    {"params", "opt", "step"}: shapes from `jax.eval_shape`, shardings from the rules,
+              then `jax.jit(init, out_shardings=...)`, so parameters are born sharded;
+  5. data     a grain iterator over the task generator; its position is checkpointed;
+  6. restore  this run's latest checkpoint, else `init_from`'s parameters, else scratch;
+  7. loop     the jitted step (state donated), metrics every `log_every` steps, checkpoints
+              every `checkpoint_every` steps, a non-finite loss stops the run before it is saved;
+  8. eval     `evaluation.evaluate` on the final checkpoint if `config.eval.at_end`.
+
+The step is functional NNX: the model is split once into a graph definition and a pure dict of
+parameters; the jitted step merges them inside, so each call is a plain `jax.jit` call without
+NNX's per-call graph traversal.
+
+Loss convention (sleepnet.tasks.base): inputs = tokens[:, :-1], targets = tokens[:, 1:], loss on
+the answer tokens only (loss_mask[:, 1:]). The loss is the mean cross-entropy over all answer
+tokens of the batch.
+
+Determinism: the step is a pure function of (state, batch), the batch of step i is always the
+i-th batch of the example stream, and any randomness would come from fold_in(seed, step). XLA:CPU
+runs a given program bit-identically, so a run killed and resumed from a checkpoint repeats the
+uninterrupted run's losses exactly (tests/train_e2e_test.py checks this with SIGKILL).
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from flax import nnx
+
+from sleepnet import checkpoint, metrics, sharding
+from sleepnet import config as model_config_lib
+from sleepnet.model import Model
+from sleepnet.tasks import base as task_base
+from sleepnet.tasks import config_from_overrides as task_config_from_overrides
+from sleepnet.tasks import get_task, pipeline
+
+State = dict[str, Any]  # {"params": pure dict, "opt": optax state, "step": int32 []}
+
+
+class ConfigError(ValueError):
+  """An experiment config that cannot run; the message names the key."""
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a non-finite loss or gradient; the message names the step."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Config
+
+
+def resolve(
+  config: ml_collections.ConfigDict,
+) -> tuple[model_config_lib.ModelConfig, task_base.TaskConfig]:
+  """The model and task configs of an experiment config, checked against each other.
+
+  Raises:
+    ConfigError: an unknown task, a bad task or model field, or a model that does not fit the
+      task (window, vocabulary); the message names the key.
+  """
+  try:
+    spec = get_task(config.task_name)
+  except ValueError as e:
+    raise ConfigError(f"config.task_name: {e}") from None
+  try:
+    task = task_config_from_overrides(config.task_name, config.task.to_dict())
+  except ValueError as e:
+    raise ConfigError(f"config.task: {e}") from None
+  try:
+    model = model_config_lib.from_dict(config.model.to_dict())
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"config.model: {e}") from None
+  if model.window is not None and model.window != task.window:
+    raise ConfigError(
+      f"config.model.window={model.window} does not match config.task.window={task.window} "
+      f"(seq_len={task.seq_len}): the task puts facts and question in different windows of "
+      "its window size, so the model must evict at the same boundaries"
+    )
+  if model.vocab_size < spec.tokenizer.vocab_size:
+    raise ConfigError(
+      f"config.model.vocab_size={model.vocab_size} is smaller than the {config.task_name} "
+      f"tokenizer's {spec.tokenizer.vocab_size} tokens"
+    )
+  for key in ("num_steps", "batch_size", "log_every", "checkpoint_every"):
+    if config[key] < 1:
+      raise ConfigError(f"config.{key}={config[key]} must be >= 1")
+  if not 0 <= config.optimizer.warmup_steps < config.num_steps:
+    raise ConfigError(
+      f"config.optimizer.warmup_steps={config.optimizer.warmup_steps} must be in "
+      f"0..num_steps-1={config.num_steps - 1}"
+    )
+  if config.stage == 2 and not config.init_from:
+    raise ConfigError("config.stage=2 continues a stage-1 run: set init_from=<stage-1 workdir>")
+  return model, task
+
+
+def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """The mesh of `config.mesh`, checked against the batch sizes.
+
+  Raises:
+    ConfigError: a mesh that does not fit the devices, or a batch that does not split over it.
+  """
+  try:
+    mesh = sharding.make_mesh(config.mesh)
+    sharding.check_batch_size(config.batch_size, mesh, "config.batch_size")
+    sharding.check_batch_size(config.eval.batch_size, mesh, "config.eval.batch_size")
+  except ValueError as e:
+    raise ConfigError(f"config.mesh: {e}") from None
+  return mesh
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimizer, state and step
+
+
+def make_optimizer(
+  config: ml_collections.ConfigDict,
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """AdamW with global-norm clipping and a warmup-cosine learning rate; returns (tx, schedule)."""
+  o = config.optimizer
+  schedule = optax.warmup_cosine_decay_schedule(
+    init_value=0.0,
+    peak_value=o.lr,
+    warmup_steps=o.warmup_steps,
+    decay_steps=config.num_steps,
+    end_value=o.end_lr,
+  )
+  tx = optax.chain(
+    optax.clip_by_global_norm(o.grad_clip),
+    optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=_matrices),
+  )
+  return tx, schedule
+
+
+def _matrices(params: Any) -> Any:
+  # Weight decay on matrices only: norm scales, biases and the GDN's per-head gate constants keep
+  # their scale (decaying an RMSNorm scale towards 0 only fights the model).
+  return jax.tree.map(lambda x: x.ndim >= 2, params)
+
+
+def split_model(model: Model) -> tuple[nnx.GraphDef, dict[str, Any]]:
+  """(graph definition, parameters as a pure dict): the static and the array half of a model.
+
+  Merge them back with `nnx.merge(graphdef, params)` (inside jitted functions).
+
+  Raises:
+    NotImplementedError: the model has non-parameter variables (RNG streams, statistics), which
+      this trainer does not carry.
+  """
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  if jax.tree.leaves(rest):
+    raise NotImplementedError(f"the trainer carries parameters only; the model also has {rest}")
+  return graphdef, nnx.to_pure_dict(params)
+
+
+def abstract_params(
+  config: model_config_lib.ModelConfig, mesh: jax.sharding.Mesh, rules: Any, min_size: int
+) -> tuple[nnx.GraphDef, Any]:
+  """The graph definition and the parameters as sharded ShapeDtypeStructs (nothing allocated).
+
+  Used to restore a checkpoint straight into its shardings (evaluation, `init_from`).
+  """
+  graphdef, params = split_model(nnx.eval_shape(lambda: Model(config, rngs=nnx.Rngs(0))))
+  shardings = sharding.tree_shardings(params, mesh, rules, min_size)
+  return graphdef, _with_shardings(params, shardings)
+
+
+def _with_shardings(tree: Any, shardings: Any) -> Any:
+  return jax.tree.map(
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings
+  )
+
+
+def create_train_state(
+  config: ml_collections.ConfigDict,
+  model_config: model_config_lib.ModelConfig,
+  tx: optax.GradientTransformation,
+  mesh: jax.sharding.Mesh,
+  *,
+  materialize: bool = True,
+) -> tuple[nnx.GraphDef, State, Any]:
+  """The model's graph definition, the train state and its shardings.
+
+  Shapes come from `jax.eval_shape`, shardings from `config.sharding`, and the state is created by
+  `jax.jit(init, out_shardings=...)`: every array is born where it lives.
+
+  Args:
+    config: the experiment config (seed, sharding rules).
+    model_config: the model.
+    tx: the optimizer.
+    mesh: the device mesh.
+    materialize: False returns the state as sharded ShapeDtypeStructs (to restore into).
+
+  Returns:
+    (graph definition, state, state shardings).
+  """
+  rules, min_size = config.sharding.rules, config.sharding.min_size
+  graphdef, _ = abstract_params(model_config, mesh, rules, min_size)
+
+  def init() -> State:
+    _, params = split_model(Model(model_config, rngs=nnx.Rngs(config.seed)))
+    return {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+
+  abstract = jax.eval_shape(init)
+  shardings = {
+    "params": sharding.tree_shardings(abstract["params"], mesh, rules, min_size),
+    "opt": sharding.tree_shardings(abstract["opt"], mesh, rules, min_size),
+    "step": sharding.replicated(mesh),
+  }
+  if not materialize:
+    return graphdef, _with_shardings(abstract, shardings), shardings
+  return graphdef, jax.jit(init, out_shardings=shardings)(), shardings
+
+
+def answer_stats(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
+  """Per-example answer statistics under teacher forcing.
+
+  Args:
+    logits: float [B, T, V], the predictions for `targets`.
+    targets: int [B, T], the next tokens.
+    mask: bool [B, T], True on answer tokens.
+
+  Returns:
+    A dict of [B] arrays: "ce" (summed cross-entropy over answer tokens), "correct" (answer tokens
+    whose argmax is right), "count" (answer tokens) and "exact" (1.0 where every answer token is
+    right, i.e. greedy decoding of the answer would be exactly right; 0.0 for no answer).
+  """
+  mask = mask.astype(jnp.float32)
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  right = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32) * mask
+  count = mask.sum(axis=1)
+  correct = right.sum(axis=1)
+  return {
+    "ce": (ce * mask).sum(axis=1),
+    "correct": correct,
+    "count": count,
+    "exact": ((correct == count) & (count > 0)).astype(jnp.float32),
+  }
+
+
+def make_train_step(
+  config: ml_collections.ConfigDict,
+  graphdef: nnx.GraphDef,
+  tx: optax.GradientTransformation,
+  mesh: jax.sharding.Mesh,
+  state_shardings: Any,
+) -> Callable[[State, Mapping[str, jax.Array]], tuple[State, dict[str, jax.Array]]]:
+  """The jitted train step `(state, batch) -> (state, metrics)`; `state` is donated.
+
+  `batch` holds "tokens" int32 [B, T] and "loss_mask" bool [B, T], split over "data". Metrics are
+  replicated scalars: loss, accuracy (answer tokens), exact_match (examples), grad_norm.
+  """
+  seed = config.seed
+
+  def loss_fn(params: Any, batch: Mapping[str, jax.Array], key: jax.Array) -> Any:
+    del key  # the model has no dropout; stochastic layers would draw from this per-step key
+    model = nnx.merge(graphdef, params)
+    tokens = batch["tokens"]
+    logits = model(tokens[:, :-1])  # N = config.model.sleep_passes
+    stats = answer_stats(logits, tokens[:, 1:], batch["loss_mask"][:, 1:])
+    loss = stats["ce"].sum() / jnp.maximum(stats["count"].sum(), 1.0)
+    return loss, stats
+
+  def step(state: State, batch: Mapping[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
+    # Randomness is a function of (seed, step) only, so a resumed run repeats it exactly.
+    key = jax.random.fold_in(jax.random.key(seed), state["step"])
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, stats), grads = grad_fn(state["params"], batch, key)
+    updates, opt = tx.update(grads, state["opt"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    has_answer = (stats["count"] > 0).astype(jnp.float32)
+    out = {
+      "loss": loss,
+      "accuracy": stats["correct"].sum() / jnp.maximum(stats["count"].sum(), 1.0),
+      "exact_match": stats["exact"].sum() / jnp.maximum(has_answer.sum(), 1.0),
+      "grad_norm": optax.tree.norm(grads),
+    }
+    return {"params": params, "opt": opt, "step": state["step"] + 1}, out
+
+  return jax.jit(
+    step,
+    donate_argnums=0,
+    out_shardings=(state_shardings, sharding.replicated(mesh)),
+  )
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+def train_iterator(
+  config: ml_collections.ConfigDict, task: task_base.TaskConfig, mesh: jax.sharding.Mesh
+) -> grain.DatasetIterator:
+  """This process's iterator over training batches (checkpointable: get_state/set_state).
+
+  Record i of the stream is `generate(task, config.seed, i, "train")`: examples are i.i.d. draws
+  already, so there is no shuffle. Process p reads records p, p + P, ... .
+  """
+  local_batch = sharding.check_batch_size(config.batch_size, mesh)
+  source = pipeline.TaskSource(config.task_name, task, seed=config.seed, split="train")
+  ds = pipeline.make_dataset(
+    source,
+    batch_size=local_batch,
+    num_epochs=None,
+    shard_index=jax.process_index(),
+    shard_count=jax.process_count(),
+  )
+  options = grain.ReadOptions(
+    num_threads=config.data_threads, prefetch_buffer_size=config.data_prefetch
+  )
+  return iter(ds.to_iter_dataset(options))
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains (or resumes) the run of `config` in `workdir`, then evaluates it if configured.
+
+  Args:
+    config: the experiment config (see experiments/base.py).
+    workdir: the run directory (checkpoints, metrics, config.json, eval.json).
+
+  Returns:
+    {"step": the final step, "metrics": the last report (or {}), "eval": eval results or None}.
+
+  Raises:
+    ConfigError: the config cannot run.
+    checkpoint.CheckpointError: the workdir holds another run, or a checkpoint is unreadable.
+    NonFiniteLossError: the loss or the gradient became non-finite (nothing after it is saved).
+  """
+  model_config, task = resolve(config)
+  workdir = pathlib.Path(workdir)
+  if config.init_from and pathlib.Path(config.init_from).resolve() == workdir.resolve():
+    raise ConfigError(f"config.init_from={config.init_from} is this run's own workdir")
+  mesh = make_mesh(config)
+  checkpoint.claim_workdir(workdir, config)  # only once the config is known to be runnable
+  tx, schedule = make_optimizer(config)
+  graphdef, abstract, shardings = create_train_state(
+    config, model_config, tx, mesh, materialize=False
+  )
+  data = train_iterator(config, task, mesh)
+  mngr = checkpoint.manager(workdir, max_to_keep=config.max_to_keep)
+
+  # Initialisation order: this run's latest checkpoint, else init_from, else scratch.
+  restored = checkpoint.restore_latest(mngr, abstract)
+  if restored is not None:
+    state, data_state, start = restored
+    data.set_state(data_state)
+    logging.info("resumed from step %d (%s)", start, mngr.directory)
+  else:
+    start = 0
+    _, state, _ = create_train_state(config, model_config, tx, mesh)
+    if config.init_from:
+      state["params"], from_step = checkpoint.load_params(config.init_from, abstract["params"])
+      logging.info(
+        "initialised parameters from %s (step %d); fresh optimizer", config.init_from, from_step
+      )
+  logging.info(
+    "%s on %s, model %s (%s, N=%d), %d parameters; %s",
+    config.task_name,
+    dict(mesh.shape),
+    config.model_kind,
+    "/".join(model_config.blocks),
+    model_config.sleep_passes,
+    sum(x.size for x in jax.tree.leaves(state["params"])),
+    sharding.describe(state["params"]),
+  )
+
+  train_step = make_train_step(config, graphdef, tx, mesh, shardings)
+  writer = metrics.MetricWriter(workdir, resume_step=start)
+  tokens_per_step = config.batch_size * (task.seq_len - 1)
+  progress = metrics.Progress(start, config.num_steps, tokens_per_step)
+  pending: list[tuple[int, dict[str, jax.Array]]] = []  # dispatched, not yet fetched
+  window: list[dict[str, float]] = []  # fetched since the last report
+  last: dict[str, float] = {}
+  try:
+    for step in range(start + 1, config.num_steps + 1):
+      batch = next(data)
+      batch = sharding.put_batch({k: batch[k] for k in ("tokens", "loss_mask")}, mesh)
+      state, step_metrics = train_step(state, batch)
+      pending.append((step, step_metrics))
+      final = step == config.num_steps
+      report = step % config.log_every == 0 or final
+      save = step % config.checkpoint_every == 0 or final
+      if not (report or save):
+        continue  # keep dispatching: metrics are fetched in bulk, off the critical path
+      window += _fetch_checked(pending, mngr)
+      pending = []
+      if report:
+        last = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+        last["learning_rate"] = float(schedule(step - 1))  # the rate of this step's update
+        last.update(progress.update(step))
+        writer.write(step, last)
+        metrics.log(step, config.num_steps, last)
+        window = []
+      if save:
+        checkpoint.save(mngr, step, state, data.get_state(), config)
+    if start >= config.num_steps:
+      logging.info("nothing to train: the run is at step %d of %d", start, config.num_steps)
+  finally:
+    mngr.wait_until_finished()  # never exit with a save half-written
+    mngr.close()
+    writer.close()
+
+  results = None
+  if config.eval.at_end:
+    # Imported here: evaluation builds on this module (resolve, answer_stats).
+    from sleepnet import evaluation
+
+    results = evaluation.evaluate(workdir, config=config)
+  return {"step": max(start, config.num_steps), "metrics": last, "eval": results}
+
+
+def _fetch_checked(
+  pending: list[tuple[int, dict[str, jax.Array]]], mngr: Any
+) -> list[dict[str, float]]:
+  """Fetches dispatched step metrics; raises at the first non-finite loss or gradient."""
+  fetched = jax.device_get([m for _, m in pending])
+  for (step, _), m in zip(pending, fetched, strict=True):
+    if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
+      good = mngr.latest_step()
+      kept = f"{mngr.directory}/{good}" if good is not None else "none (nothing was saved)"
+      raise NonFiniteLossError(
+        f"non-finite loss at step {step} (loss={m['loss']}, grad_norm={m['grad_norm']}): "
+        f"training stopped and the state after it was not saved; last good checkpoint: {kept}"
+      )
+  return [{k: float(v) for k, v in m.items()} for m in fetched]

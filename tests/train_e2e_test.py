@@ -1,0 +1,152 @@
+"""End to end, as a user runs it: `python -m sleepnet.main` in a subprocess, killed with SIGKILL
+and relaunched, against an uninterrupted run; then the README's two commands."""
+
+import json
+import os
+import pathlib
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The tiny run of tests/train_errors_test.py, as command-line overrides (same compiled step).
+TINY = [
+  "--config=experiments/rule110.py:smoke,model=hybrid",
+  "--config.model.blocks=('gdn','attn')",
+  "--config.num_steps=100",
+  "--config.batch_size=8",
+  "--config.log_every=1",
+  "--config.checkpoint_every=10",
+  "--config.eval.at_end=False",
+  "--config.eval.num_test=16",
+  "--config.eval.num_train=8",
+  "--config.eval.batch_size=8",
+]
+
+
+def env():
+  # The persistent compilation cache of tests/conftest.py (its directory is in the environment),
+  # for every program, and the same matmul precision as the in-process tests.
+  return dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    JAX_DEFAULT_MATMUL_PRECISION="highest",
+  )
+
+
+def start(module, *args, log):
+  return subprocess.Popen(
+    [sys.executable, "-m", module, *args],
+    cwd=ROOT,
+    env=env(),
+    stdout=log,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
+
+
+def run(module, *args, log, timeout=300):
+  p = start(module, *args, log=log)
+  assert p.wait(timeout=timeout) == 0, pathlib.Path(log.name).read_text()[-3000:]
+
+
+def losses(workdir):
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return {r["step"]: r["loss"] for r in records}
+
+
+def saved_steps(workdir):
+  directory = workdir / "checkpoints"
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def test_killed_run_resumes_exactly(tmp_path):
+  reference, killed = tmp_path / "reference", tmp_path / "killed"
+  with open(tmp_path / "reference.log", "w") as log:
+    run("sleepnet.main", *TINY, f"--workdir={reference}", log=log)
+  want = losses(reference)
+  assert sorted(want) == list(range(1, 101))
+
+  # Start the same run and SIGKILL it as soon as its first checkpoint is complete.
+  with open(tmp_path / "killed.log", "w") as log:
+    p = start("sleepnet.main", *TINY, f"--workdir={killed}", log=log)
+    deadline = time.time() + 240
+    while not ((killed / "checkpoints").exists() and saved_steps(killed)):
+      assert p.poll() is None and time.time() < deadline, "the run ended before a checkpoint"
+      time.sleep(0.01)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+  assert p.returncode == -signal.SIGKILL
+  resume_at = saved_steps(killed)[-1]
+  before = losses(killed)
+  assert 100 not in before, "the run finished before it was killed: the test proves nothing"
+
+  with open(tmp_path / "resumed.log", "w") as log:
+    run("sleepnet.main", *TINY, f"--workdir={killed}", log=log)
+  text = (tmp_path / "resumed.log").read_text()
+  assert f"resumed from step {resume_at} " in text
+  got = losses(killed)
+  assert sorted(got) == list(range(1, 101))  # one record per step, no duplicates
+  # Same data position and the same state: every loss after the resume point is bit-identical.
+  assert [got[s] for s in range(resume_at + 1, 101)] == [want[s] for s in range(resume_at + 1, 101)]
+  assert [got[s] for s in range(1, resume_at + 1)] == [want[s] for s in range(1, resume_at + 1)]
+  # The data position is checkpointed with the state: batch i is read by step i.
+  for step in saved_steps(killed):
+    data = json.loads((killed / "checkpoints" / str(step) / "data" / "metadata").read_text())
+    assert data == {"next_index": step}
+
+
+def tensorboard_tags(directory):
+  """Scalar tags in TensorBoard event files (TFRecord framing around Event protos)."""
+  from tensorboardX.proto import event_pb2
+
+  tags = set()
+  for path in directory.glob("events.out.tfevents.*"):
+    data, pos = path.read_bytes(), 0
+    while pos < len(data):
+      (length,) = struct.unpack("<Q", data[pos : pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+      tags |= {v.tag for v in event.summary.value}
+      pos += 12 + length + 4
+  return tags
+
+
+def test_readme_commands(tmp_path):
+  """The README's main command and its evaluation, exactly as written there."""
+  workdir = tmp_path / "x"
+  t0 = time.time()
+  with open(tmp_path / "main.log", "w") as log:
+    run(
+      "sleepnet.main",
+      "--config",
+      "experiments/rule110.py:smoke",
+      "--workdir",
+      str(workdir),
+      log=log,
+    )
+  t1 = time.time()
+  with open(tmp_path / "eval.log", "w") as log:
+    run("sleepnet.evaluate", "--workdir", str(workdir), "--sleep_passes", "1,4", log=log)
+  t2 = time.time()
+  print(f"main {t1 - t0:.1f}s, evaluate {t2 - t1:.1f}s")
+  out = (tmp_path / "eval.log").read_text()
+  assert "| difficulty | examples | N=1 exact | N=1 token acc | N=4 exact | N=4 token acc |" in out
+  report = json.loads((workdir / "eval.json").read_text())
+  assert report["step"] == 40 and report["train_sleep_passes"] == 4
+  assert list(report["results"]) == ["1", "4"]
+  assert sorted(report["results"]["4"]["by_difficulty"]) == ["1", "2"]
+  main_log = (tmp_path / "main.log").read_text()
+  assert "step 40/40 | loss" in main_log and "steps/s" in main_log and "ETA" in main_log
+  assert {
+    "loss",
+    "accuracy",
+    "exact_match",
+    "learning_rate",
+    "steps_per_sec",
+    "tokens_per_sec",
+  } <= (tensorboard_tags(workdir / "tensorboard"))
+  assert saved_steps(workdir) == [20, 40]
