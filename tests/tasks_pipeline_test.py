@@ -115,3 +115,16 @@ def test_builder_config_names_and_errors():
   with pytest.raises(ValueError, match="num_test=-1"):
     datasets.builder_config("depo", num_test=-1)
   assert set(datasets.BUILDERS) == {"rule110", "depo", "gsm_symbolic", "gsm_realistic"}
+
+
+def test_every_builder_has_named_variants(tmp_path):
+  for task, builder_cls in datasets.BUILDERS.items():
+    names = [c.name for c in builder_cls.BUILDER_CONFIGS]
+    assert len(names) >= 2 and len(set(names)) == len(names), task
+    for name, overrides in datasets.VARIANTS[task].items():
+      builder = builder_cls(config=name, data_dir=str(tmp_path))
+      config = builder.task_config
+      for key, value in overrides.items():
+        assert str(getattr(config, key)) == value, (task, name, key)
+  steps = datasets.Rule110Dataset(config="steps_before_eviction", data_dir=str(tmp_path))
+  assert steps.task_config.show_steps_before_eviction

@@ -52,8 +52,17 @@ def builder_config(
   seed: int = 0,
   num_train: int = 10_000,
   num_test: int = 1_000,
+  name: str | None = None,
 ) -> TaskBuilderConfig:
   """Returns a builder config; its name encodes every setting, so datasets never collide.
+
+  Args:
+    task: a registered task name.
+    overrides: task config overrides (strings or values).
+    seed: the example stream.
+    num_train: records in the train split.
+    num_test: records in the test split.
+    name: a variant name for `BUILDER_CONFIGS`; None derives the name from the settings.
 
   Raises:
     ValueError: the overrides do not make a valid task config, or a count is negative.
@@ -62,10 +71,11 @@ def builder_config(
   registry.config_from_overrides(task, dict(pairs))  # fail here, not halfway through a build
   if min(seed, num_train, num_test) < 0:
     raise ValueError(f"seed={seed}, num_train={num_train}, num_test={num_test} must be >= 0")
-  name = f"seed{seed}-train{num_train}-test{num_test}"
-  if pairs:
-    digest = hashlib.blake2b(json.dumps(pairs).encode(), digest_size=4).hexdigest()
-    name += f"-{digest}"
+  if name is None:
+    name = f"seed{seed}-train{num_train}-test{num_test}"
+    if pairs:
+      digest = hashlib.blake2b(json.dumps(pairs).encode(), digest_size=4).hexdigest()
+      name += f"-{digest}"
   return TaskBuilderConfig(
     name=name,
     description=f"{task} with overrides {dict(pairs)}",
@@ -145,28 +155,61 @@ class TaskDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
       )
 
 
+# Named variants of each task, at the default sizes and seed (`tfds` `config=` names). Any other
+# setting is still available through `prepare`, which names its config after the settings.
+VARIANTS: dict[str, dict[str, dict[str, str]]] = {
+  "rule110": {
+    "steps_after_eviction": {},  # t is revealed only in the question (the default)
+    "steps_before_eviction": {"show_steps_before_eviction": "True"},  # t shown next to x0
+    "wide": {"width": "32", "t_max": "16", "window": "64", "seq_len": "128"},  # harder to memorise
+  },
+  "depo": {
+    "permutation": {},  # a uniform random permutation (cycles of every length)
+    "single_cycle": {"single_cycle": "True"},  # one cycle: no hop count wraps around early
+    "deep": {"k_max": "16", "single_cycle": "True"},  # hop counts up to 16
+  },
+  "gsm_symbolic": {
+    "plain": {},  # only the equations the query needs (plus padding)
+    # Unrelated equations too, over twice as many windows.
+    "distractors": {"num_distractors": "8", "filler": "distractors", "seq_len": "512"},
+  },
+  "gsm_realistic": {
+    "plain": {},
+    "distractors": {"num_distractors": "8", "filler": "distractors", "seq_len": "1024"},
+  },
+}
+
+
+def _variants(task: str) -> list[TaskBuilderConfig]:
+  return [builder_config(task, overrides, name=name) for name, overrides in VARIANTS[task].items()]
+
+
 class Rule110Dataset(TaskDatasetBuilder):
   """Rule 110 examples (`sleepnet.tasks.rule110`)."""
 
   TASK = "rule110"
+  BUILDER_CONFIGS: ClassVar[list[TaskBuilderConfig]] = _variants("rule110")
 
 
 class DepoDataset(TaskDatasetBuilder):
   """Depo examples (`sleepnet.tasks.depo`)."""
 
   TASK = "depo"
+  BUILDER_CONFIGS: ClassVar[list[TaskBuilderConfig]] = _variants("depo")
 
 
 class GsmSymbolicDataset(TaskDatasetBuilder):
   """Symbolic GSM examples (`sleepnet.tasks.gsm_symbolic`)."""
 
   TASK = "gsm_symbolic"
+  BUILDER_CONFIGS: ClassVar[list[TaskBuilderConfig]] = _variants("gsm_symbolic")
 
 
 class GsmRealisticDataset(TaskDatasetBuilder):
   """Realistic GSM examples (`sleepnet.tasks.gsm_realistic`)."""
 
   TASK = "gsm_realistic"
+  BUILDER_CONFIGS: ClassVar[list[TaskBuilderConfig]] = _variants("gsm_realistic")
 
 
 BUILDERS: dict[str, type[TaskDatasetBuilder]] = {
