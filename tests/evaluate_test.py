@@ -1,7 +1,6 @@
 """Evaluation: exact match and token accuracy against hand-built oracles, the breakdown by
 difficulty and by N in eval.json, the fixed versioned evaluation set, and the CLI."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import tiny_run
 from absl import flags
 from flax import nnx
 
@@ -19,32 +19,10 @@ from sleepnet import checkpoint, evaluation, sharding, train
 from sleepnet.tasks import config_from_overrides, datasets, get_task
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# The tiny run of tests/train_errors_test.py (same compiled step).
-TINY = {
-  "model.blocks": ("gdn", "attn"),
-  "num_steps": 100,
-  "batch_size": 8,
-  "log_every": 1,
-  "checkpoint_every": 10,
-  "eval.at_end": False,
-  "eval.num_test": 16,
-  "eval.num_train": 8,
-  "eval.batch_size": 8,
-}
 
 
 def tiny_config():
-  spec = importlib.util.spec_from_file_location("rule110", ROOT / "experiments" / "rule110.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config("smoke,model=hybrid")
-  for key, value in TINY.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return tiny_run.config()
 
 
 def one_hot_logits(predictions, vocab=5):

@@ -2,7 +2,6 @@
 and relaunched, against an uninterrupted run; then the README's two commands."""
 
 import json
-import os
 import pathlib
 import signal
 import struct
@@ -10,39 +9,17 @@ import subprocess
 import sys
 import time
 
+import tiny_run
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# The tiny run of tests/train_errors_test.py, as command-line overrides (same compiled step).
-TINY = [
-  "--config=experiments/rule110.py:smoke,model=hybrid",
-  "--config.model.blocks=('gdn','attn')",
-  "--config.num_steps=100",
-  "--config.batch_size=8",
-  "--config.log_every=1",
-  "--config.checkpoint_every=10",
-  "--config.eval.at_end=False",
-  "--config.eval.num_test=16",
-  "--config.eval.num_train=8",
-  "--config.eval.batch_size=8",
-]
-
-
-def env():
-  # The persistent compilation cache of tests/conftest.py (its directory is in the environment),
-  # for every program, and the same matmul precision as the in-process tests.
-  return dict(
-    os.environ,
-    JAX_PLATFORMS="cpu",
-    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-    JAX_DEFAULT_MATMUL_PRECISION="highest",
-  )
+TINY = tiny_run.flags()
 
 
 def start(module, *args, log):
   return subprocess.Popen(
     [sys.executable, "-m", module, *args],
     cwd=ROOT,
-    env=env(),
+    env=tiny_run.subprocess_env(),
     stdout=log,
     stderr=subprocess.STDOUT,
     text=True,

@@ -1,7 +1,6 @@
 """Every bad input stops with a message that names it: config keys and values, tasks, windows,
 workdirs, checkpoints, init_from; and a non-finite loss stops training before it is saved."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,44 +11,17 @@ import sys
 import jax
 import numpy as np
 import pytest
+import tiny_run
 from absl import flags
 
 from sleepnet import checkpoint, evaluation, sharding, train
 from sleepnet.tasks import get_task
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# The tiny run shared by the training tests (the same overrides as the end-to-end test, so the
-# compiled train step is shared through the persistent compilation cache).
-TINY = {
-  "model.blocks": ("gdn", "attn"),
-  "num_steps": 100,
-  "batch_size": 8,
-  "log_every": 1,
-  "checkpoint_every": 10,
-  "eval.at_end": False,
-  "eval.num_test": 16,
-  "eval.num_train": 8,
-  "eval.batch_size": 8,
-}
-
-
-def experiment(name):
-  """Loads experiments/<name>.py by path, as config_flags does."""
-  spec = importlib.util.spec_from_file_location(f"exp_{name}", ROOT / "experiments" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 def tiny_config(**changes):
-  config = experiment("rule110").get_config("smoke,model=hybrid")
-  for key, value in {**TINY, **changes}.items():
-    *parents, leaf = key.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return tiny_run.config(**changes)
 
 
 @pytest.fixture(scope="module")
