@@ -1,0 +1,106 @@
+"""Chance level of a task: the exact match of the best guess that sees only the question.
+
+Every question in these tasks is about facts that were evicted before it. A model that cannot use
+the evicted facts at all (the windowed transformer) can still do better than uniform guessing: it
+sees the question (the depth t, the hop count k and the query name, the queried variable) and knows
+the answer distribution. Chance is therefore defined, per difficulty d, as the better of these
+question-only predictors, fitted on training examples and scored on the evaluation set:
+
+  * majority: the most frequent answer among `num_fit` training examples of difficulty d (the
+    Bayes-optimal question-only guess when the question holds nothing but d, as in Rule 110,
+    whose question is just <t_k>; for Rule 110 the uniform floor is 2^-W);
+  * copy-query (Depo only): answer the query node itself, which is right when the node lies on a
+    cycle whose length divides k (a question-only model can learn this).
+
+The evaluation set is regenerated from the run's config (record i of the test split is
+`generate(task, config.eval.seed, i, "test")`, exactly as `sleepnet.evaluation` builds it), so the
+chance level can be computed wherever the results are merged, without the runs.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Mapping
+from typing import Any
+
+DEFINITION = (
+  "chance(d) = the exact match on the evaluation set at difficulty d of the best question-only "
+  "predictor: max(majority answer among {num_fit} training examples at d, and for Depo 'answer = "
+  "the query node')"
+)
+FIT_SEED = 987_654  # the training stream the majority answers are counted on (not a run's seed)
+
+
+def _answers(facts: Mapping[str, Any]) -> tuple[str, ...]:
+  """The full answer of an example (every query's answer, for multi-query Depo)."""
+  if "queries" in facts:
+    return tuple(q["answer"] for q in facts["queries"])
+  return (str(facts["answer"]),)
+
+
+def _copy_query(facts: Mapping[str, Any]) -> tuple[str, ...] | None:
+  if "queries" in facts:
+    return tuple(q["query"] for q in facts["queries"])
+  return None
+
+
+def question_only_baseline(
+  task_name: str,
+  task: Mapping[str, Any],
+  *,
+  eval_seed: int,
+  num_test: int,
+  num_fit: int = 4096,
+) -> dict[str, Any]:
+  """Chance exact match per difficulty (see the module docstring).
+
+  Args:
+    task_name: the registered task.
+    task: the task config fields (config.task of a run).
+    eval_seed: config.eval.seed of the runs (the evaluation set).
+    num_test: config.eval.num_test (the evaluation set's size).
+    num_fit: training examples the majority answers are counted on.
+
+  Returns:
+    {"definition", "by_difficulty": {str(d): {"exact_match", "strategy", "num_examples"}},
+    "exact_match": over all evaluation examples}.
+  """
+  from sleepnet.tasks import config_from_overrides, get_task  # lazy: pulls in numpy/jax
+
+  spec = get_task(task_name)
+  config = config_from_overrides(task_name, dict(task))
+  counts: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
+  overall: collections.Counter = collections.Counter()
+  for i in range(num_fit):
+    ex = spec.generate(config, FIT_SEED, i, "train")
+    counts[ex.difficulty][_answers(ex.facts)] += 1
+    overall[_answers(ex.facts)] += 1
+  fallback = overall.most_common(1)[0][0]
+  majority = {d: c.most_common(1)[0][0] for d, c in counts.items()}
+
+  strategies: dict[str, Callable[[Mapping[str, Any], int], tuple[str, ...] | None]] = {
+    "majority": lambda facts, d: majority.get(d, fallback),
+    "copy-query": lambda facts, d: _copy_query(facts),
+  }
+  right: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
+  total: collections.Counter = collections.Counter()
+  for i in range(num_test):
+    ex = spec.generate(config, eval_seed, i, "test")
+    truth = _answers(ex.facts)
+    total[ex.difficulty] += 1
+    for name, guess in strategies.items():
+      right[ex.difficulty][name] += int(guess(ex.facts, ex.difficulty) == truth)
+  by_difficulty = {}
+  for d in sorted(total):
+    name, hits = max(right[d].items(), key=lambda kv: (kv[1], kv[0] == "majority"))
+    by_difficulty[str(d)] = {
+      "exact_match": hits / total[d],
+      "strategy": name,
+      "num_examples": total[d],
+    }
+  n = sum(total.values())
+  return {
+    "definition": DEFINITION.format(num_fit=num_fit),
+    "by_difficulty": by_difficulty,
+    "exact_match": sum(r["exact_match"] * r["num_examples"] for r in by_difficulty.values()) / n,
+  }

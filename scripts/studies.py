@@ -1,0 +1,729 @@
+"""The reproduction studies and their scales: ONE table of what every study trains, and how big.
+
+A study is one paper claim measured on one task family (Rule 110, Depo, GSM-Infinite symbolic or
+realistic). Each study trains the same set of model variants with the same budget, at one of three
+scales:
+
+  ci    minute-sized (the experiments' `smoke` arguments plus overrides): proves the pipeline runs
+        end to end; its numbers mean nothing and are never committed to results/.
+  cpu   tiny models that finish a whole study (one seed) in at most about 2 hours on a 2-core CPU.
+  gpu   the full study on one H100/H200: >= 20k steps, 3 seeds, larger models, deeper tasks; run
+        in slices (`--only`, `--seeds`) because one GPU command lasts at most 10 minutes.
+
+Everything a run needs is here as plain data; `runs_of` turns a (study, scale, variant, seed) into
+the exact `python -m sleepnet.main` / `python -m sleepnet.evaluate` commands, which only pass
+`--config.KEY=VALUE` overrides to the experiment files (experiments/*.py are not changed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# Variant groups: "main" variants share the study's task config and are what the verdicts compare;
+# "ablation" variants change one thing about the N = 4 sleep model (re-feeding, pass start,
+# two-stage training); "show_t" variants see the Rule 110 depth t before eviction (another task
+# config, so another evaluation set and its own chance level).
+GROUPS = ("main", "ablation", "show_t")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One model variant of a study.
+
+  Attributes:
+    name: the variant's name in commands, file names and tables (e.g. "sleep4").
+    label: the legend text.
+    model: the experiment's `model=` argument (transformer, transformer_full, hybrid, sleep, deep).
+    passes: the experiment's `passes=` argument (N of `sleep`, the depth factor of `deep`).
+    train_passes: N used in training (1 for everything but `sleep`).
+    model_overrides: extra `config.model.*` values (sleep_input, sleep_start).
+    show_steps: Rule 110 only: t is shown next to x0, before eviction.
+    two_stage: train N = 1 for `Scale.two_stage_fraction` of the steps, then N = passes from
+      those weights (fresh optimizer) for the rest; the same total number of steps.
+    group: one of GROUPS.
+  """
+
+  name: str
+  label: str
+  model: str
+  passes: int = 4
+  train_passes: int = 1
+  model_overrides: tuple[tuple[str, Any], ...] = ()
+  show_steps: bool = False
+  two_stage: bool = False
+  group: str = "main"
+
+  @property
+  def sweeps_n(self) -> bool:
+    """Whether test-time N means anything: the model has GDN layers and is not depth-matched."""
+    return self.model in ("hybrid", "sleep")
+
+
+VARIANTS: Mapping[str, Variant] = {
+  v.name: v
+  for v in (
+    Variant("transformer", "windowed transformer", "transformer"),
+    Variant("transformer_full", "full-attention transformer", "transformer_full"),
+    Variant("hybrid", "hybrid, N = 1", "hybrid"),
+    Variant("sleep2", "sleep, N = 2", "sleep", passes=2, train_passes=2),
+    Variant("sleep4", "sleep, N = 4", "sleep", passes=4, train_passes=4),
+    Variant("sleep8", "sleep, N = 8", "sleep", passes=8, train_passes=8),
+    Variant("deep4", "depth-matched hybrid (16 layers), N = 1", "deep", passes=4),
+    Variant(
+      "sleep4_tokens",
+      "sleep, N = 4, re-feeding tokens",
+      "sleep",
+      passes=4,
+      train_passes=4,
+      model_overrides=(("sleep_input", "tokens"),),
+      group="ablation",
+    ),
+    Variant(
+      "sleep4_fresh",
+      "sleep, N = 4, fresh pass start",
+      "sleep",
+      passes=4,
+      train_passes=4,
+      model_overrides=(("sleep_start", "fresh"),),
+      group="ablation",
+    ),
+    Variant(
+      "sleep4_2stage",
+      "sleep, N = 4, two-stage (N = 1 first)",
+      "sleep",
+      passes=4,
+      train_passes=4,
+      two_stage=True,
+      group="ablation",
+    ),
+    Variant("hybrid_show_t", "hybrid, N = 1, t shown", "hybrid", show_steps=True, group="show_t"),
+    Variant(
+      "sleep4_show_t",
+      "sleep, N = 4, t shown",
+      "sleep",
+      passes=4,
+      train_passes=4,
+      show_steps=True,
+      group="show_t",
+    ),
+  )
+}
+
+MAIN = ("transformer", "transformer_full", "hybrid", "sleep2", "sleep4", "deep4")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+  """The budget and task of one study at one scale (the same for every variant: fair budgets).
+
+  Attributes:
+    variants: the variant names trained at this scale.
+    seeds: the seeds trained by default (`--seeds` picks others).
+    num_steps: optimizer steps of every run.
+    batch_size: training batch.
+    d_model: residual width; num_heads: attention (and GDN) heads.
+    lr: peak learning rate; warmup_steps: its linear warmup.
+    task: `config.task.*` values (the depth range, the window, the sequence length...).
+    difficulties: the difficulty values reported and judged (None: every value in the eval set).
+    eval_passes: test-time N values for variants where N means something (`Variant.sweeps_n`).
+    num_test: evaluation examples (test split, fixed by config.eval.seed; the same for every run).
+    eval_batch: evaluation batch.
+    log_every: steps between metrics.jsonl records (the learning curves).
+    checkpoint_every: steps between checkpoints (what a killed slice loses at most).
+    two_stage_fraction: share of the steps trained with N = 1 by two-stage variants.
+    smoke: add the experiment's `smoke` argument (ci scale).
+    blocks: the hybrid's block pattern (None: the experiment's 4 layers, gdn/attn/gdn/attn); the
+      transformers get as many attention layers, the depth-matched model `passes` copies.
+    extra: any other `config.KEY` overrides.
+    env: environment variables of the subprocesses (recorded with the commands).
+    note: what this scale can and cannot show (written into the study's README).
+  """
+
+  variants: tuple[str, ...]
+  seeds: tuple[int, ...]
+  num_steps: int
+  batch_size: int
+  d_model: int
+  num_heads: int
+  lr: float
+  warmup_steps: int
+  task: Mapping[str, Any]
+  difficulties: tuple[int, ...] | None
+  eval_passes: tuple[int, ...]
+  num_test: int
+  eval_batch: int
+  log_every: int
+  checkpoint_every: int
+  two_stage_fraction: float = 0.5
+  smoke: bool = False
+  blocks: tuple[str, ...] | None = None
+  extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """One study: an experiment file, its task, and its scales.
+
+  Attributes:
+    name: the study's name (`--study`), also results/<name>/.
+    title: a heading.
+    experiment: the file under experiments/ (without .py).
+    experiment_args: fixed experiment arguments (e.g. "variant=symbolic").
+    task_name: the registered task.
+    difficulty: what the difficulty is called (t, k, ops).
+    claim: the paper claim the study tests, in one sentence.
+    scales: ci, cpu, gpu.
+  """
+
+  name: str
+  title: str
+  experiment: str
+  experiment_args: str
+  task_name: str
+  difficulty: str
+  claim: str
+  scales: Mapping[str, Scale]
+
+
+SCALES = ("ci", "cpu", "gpu")
+GPU_VARIANTS = (*MAIN, "sleep8", "sleep4_2stage")
+_CI = dict(
+  seeds=(0,),
+  num_steps=4,
+  batch_size=8,
+  lr=3e-3,
+  warmup_steps=1,
+  eval_passes=(1, 4),
+  num_test=32,
+  eval_batch=32,
+  log_every=2,
+  checkpoint_every=4,
+  smoke=True,
+  # Two layers and XLA's cheapest compilation: a ci run is dominated by compiling its programs.
+  blocks=("gdn", "attn"),
+  extra={"eval.num_train": 8},
+  env={"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"},
+  note="Pipeline check only: 4 steps of a 2-layer smoke config; the numbers mean nothing.",
+)
+_CPU_NOTE = (
+  "One seed of tiny models on a 2-core CPU (sequential seeds; no vmap over seeds): a learning-"
+  "speed race at a fixed small budget, not the capacity-limit comparison the paper makes."
+)
+# One checkpoint per run: a slice's run directories stay small enough to carry to the next GPU
+# session (an interrupted run resumes from its latest checkpoint only).
+_GPU_EXTRA = {"max_to_keep": 1}
+_GPU_NOTE = (
+  "The full study (3 seeds, >= 20k steps, larger model and deeper task), run in slices of at most "
+  "10 minutes per GPU command; interrupted runs resume from their checkpoints."
+)
+
+STUDIES: Mapping[str, Study] = {
+  s.name: s
+  for s in (
+    Study(
+      name="rule110",
+      title="Rule 110: rollout depth t after eviction",
+      experiment="rule110",
+      experiment_args="",
+      task_name="rule110",
+      difficulty="t",
+      claim=(
+        "With the stored bits held fixed (W cells), the N = 1 hybrid collapses as the rollout "
+        "depth t grows; sleep (N > 1) recovers accuracy, most at large t."
+      ),
+      scales={
+        "ci": Scale(
+          variants=("transformer", "hybrid", "sleep4"),
+          d_model=32,
+          num_heads=2,
+          task=dict(window=9, seq_len=18, width=8, t_min=1, t_max=2),
+          difficulties=None,
+          **_CI,
+        ),
+        # Measured alone on the 2-core CPU: 0.06-0.36 s/step; about 95 min projected per study.
+        "cpu": Scale(
+          variants=(*MAIN, "sleep4_tokens", "sleep4_fresh", "hybrid_show_t", "sleep4_show_t"),
+          seeds=(0,),
+          num_steps=3000,
+          batch_size=64,
+          d_model=64,
+          num_heads=4,
+          lr=1e-3,
+          warmup_steps=200,
+          task=dict(window=17, seq_len=34, width=16, t_min=1, t_max=6),
+          difficulties=None,
+          eval_passes=(1, 2, 4, 8),
+          num_test=1536,
+          eval_batch=256,
+          log_every=50,
+          checkpoint_every=500,
+          note=_CPU_NOTE,
+        ),
+        "gpu": Scale(
+          variants=(
+            *GPU_VARIANTS,
+            "sleep4_tokens",
+            "sleep4_fresh",
+            "hybrid_show_t",
+            "sleep4_show_t",
+          ),
+          seeds=(0, 1, 2),
+          num_steps=20000,
+          batch_size=128,
+          d_model=128,
+          num_heads=4,
+          lr=1e-3,
+          warmup_steps=500,
+          task=dict(window=33, seq_len=66, width=32, t_min=1, t_max=24),
+          difficulties=None,
+          eval_passes=(1, 2, 4, 8),
+          num_test=4800,
+          eval_batch=512,
+          log_every=100,
+          checkpoint_every=1000,
+          extra=_GPU_EXTRA,
+          note=_GPU_NOTE,
+        ),
+      },
+    ),
+    Study(
+      name="depo",
+      title="Depo: k-hop successor queries over an evicted edge list",
+      experiment="depo",
+      experiment_args="",
+      task_name="depo",
+      difficulty="k",
+      claim="Hybrids degrade sharply with the hop count k; sleep helps, most at large k.",
+      scales={
+        "ci": Scale(
+          variants=("transformer", "hybrid"),
+          d_model=32,
+          num_heads=2,
+          task=dict(window=16, seq_len=48, n_min=3, n_max=4, k_min=1, k_max=2),
+          difficulties=None,
+          **_CI,
+        ),
+        # Measured alone on the 2-core CPU: 0.10-0.53 s/step; about 80 min projected per study.
+        "cpu": Scale(
+          variants=MAIN,
+          seeds=(0,),
+          num_steps=3000,
+          batch_size=32,
+          d_model=64,
+          num_heads=4,
+          lr=1e-3,
+          warmup_steps=200,
+          # 4-8 nodes of 1-2 syllables: two evicted windows of edges, k in 1..8.
+          task=dict(
+            window=32,
+            seq_len=96,
+            n_min=4,
+            n_max=8,
+            k_min=1,
+            k_max=8,
+            syllables_min=1,
+            syllables_max=2,
+          ),
+          difficulties=(1, 2, 4, 8),
+          eval_passes=(1, 2, 4, 8),
+          num_test=1024,
+          eval_batch=256,
+          log_every=50,
+          checkpoint_every=500,
+          note=_CPU_NOTE,
+        ),
+        "gpu": Scale(
+          variants=GPU_VARIANTS,
+          seeds=(0, 1, 2),
+          num_steps=20000,
+          batch_size=64,
+          d_model=256,
+          num_heads=4,
+          lr=5e-4,
+          warmup_steps=500,
+          # One 17..24-node cycle, so no hop count up to 16 wraps back to the query node; the
+          # edge list fills 4 windows of 64.
+          task=dict(
+            window=64,
+            seq_len=320,
+            n_min=17,
+            n_max=24,
+            k_min=1,
+            k_max=16,
+            syllables_min=2,
+            syllables_max=3,
+            single_cycle=True,
+          ),
+          difficulties=(1, 2, 4, 8, 16),
+          eval_passes=(1, 2, 4, 8),
+          num_test=4096,
+          eval_batch=256,
+          log_every=100,
+          checkpoint_every=1000,
+          extra=_GPU_EXTRA,
+          note=_GPU_NOTE,
+        ),
+      },
+    ),
+    Study(
+      name="gsm_symbolic",
+      title="GSM-Infinite (symbolic): evaluate a variable of evicted equations",
+      experiment="gsm_infinite",
+      experiment_args="variant=symbolic",
+      task_name="gsm_symbolic",
+      difficulty="ops",
+      claim=(
+        "With the problem spanning several evicted windows, sleep raises exact match, by more "
+        "at more operations (paper, pretrained init, 4 loops: 2-op 60% -> 91%, 6-op 42% -> 62%)."
+      ),
+      scales={
+        "ci": Scale(
+          variants=("hybrid", "sleep2"),
+          d_model=32,
+          num_heads=2,
+          task=dict(window=16, seq_len=48, ops_min=1, ops_max=2, max_value=9, max_constant=9),
+          difficulties=None,
+          **_CI,
+        ),
+        # Measured alone on the 2-core CPU: 0.10-0.55 s/step; about 80 min projected per study.
+        "cpu": Scale(
+          variants=MAIN,
+          seeds=(0,),
+          num_steps=3000,
+          batch_size=32,
+          d_model=64,
+          num_heads=4,
+          lr=1e-3,
+          warmup_steps=200,
+          # Up to 53 fact tokens over two evicted windows of 32; values kept below 20.
+          task=dict(
+            window=32,
+            seq_len=96,
+            ops_min=1,
+            ops_max=4,
+            max_value=19,
+            max_constant=9,
+            max_operands=2,
+          ),
+          difficulties=None,
+          eval_passes=(1, 2, 4, 8),
+          num_test=1024,
+          eval_batch=256,
+          log_every=50,
+          checkpoint_every=500,
+          note=_CPU_NOTE,
+        ),
+        "gpu": Scale(
+          variants=GPU_VARIANTS,
+          seeds=(0, 1, 2),
+          num_steps=20000,
+          batch_size=64,
+          d_model=256,
+          num_heads=4,
+          lr=5e-4,
+          warmup_steps=500,
+          task=dict(window=64, seq_len=256, ops_min=2, ops_max=6),  # the task's defaults
+          difficulties=None,
+          eval_passes=(1, 2, 4, 8),
+          num_test=4000,
+          eval_batch=256,
+          log_every=100,
+          checkpoint_every=1000,
+          extra=_GPU_EXTRA,
+          note=_GPU_NOTE,
+        ),
+      },
+    ),
+    Study(
+      name="gsm_realistic",
+      title="GSM-Infinite (realistic): word problems over evicted sentences",
+      experiment="gsm_infinite",
+      experiment_args="variant=realistic",
+      task_name="gsm_realistic",
+      difficulty="ops",
+      claim=(
+        "As gsm_symbolic, with English sentences (paper, pretrained init, 4 loops: 2-op 60% -> "
+        "91%, 6-op 42% -> 62%)."
+      ),
+      scales={
+        "ci": Scale(
+          variants=("transformer", "hybrid"),
+          d_model=32,
+          num_heads=2,
+          task=dict(window=64, seq_len=192, ops_min=1, ops_max=2, max_value=9, max_constant=9),
+          difficulties=None,
+          **_CI,
+        ),
+        # Measured alone on the 2-core CPU: 0.13-0.93 s/step; about 85 min projected per study.
+        "cpu": Scale(
+          variants=MAIN,
+          seeds=(0,),
+          num_steps=2000,
+          batch_size=16,
+          d_model=64,
+          num_heads=4,
+          lr=1e-3,
+          warmup_steps=200,
+          # Up to 161 fact tokens over three evicted windows of 64.
+          task=dict(window=64, seq_len=256, ops_min=1, ops_max=3, max_value=19, max_constant=9),
+          difficulties=None,
+          eval_passes=(1, 2, 4, 8),
+          num_test=768,
+          eval_batch=128,
+          log_every=50,
+          checkpoint_every=500,
+          note=_CPU_NOTE,
+        ),
+        "gpu": Scale(
+          variants=GPU_VARIANTS,
+          seeds=(0, 1, 2),
+          num_steps=20000,
+          batch_size=32,
+          d_model=256,
+          num_heads=4,
+          lr=5e-4,
+          warmup_steps=500,
+          task=dict(window=128, seq_len=512, ops_min=2, ops_max=6),  # the task's defaults
+          difficulties=None,
+          eval_passes=(1, 2, 4, 8),
+          num_test=4000,
+          eval_batch=128,
+          log_every=100,
+          checkpoint_every=1000,
+          extra=_GPU_EXTRA,
+          note=_GPU_NOTE,
+        ),
+      },
+    ),
+  )
+}
+
+# The GSM-Infinite numbers secondary sources attribute to the paper (PAPER.md §6): a pretrained
+# initialisation, exact match without sleep (N = 1) and with 4 sleep loops, by number of operations.
+PAPER_GSM = {2: (0.60, 0.91), 6: (0.42, 0.62)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One training command of a run (two-stage variants have two)."""
+
+  workdir: pathlib.Path
+  argv: tuple[str, ...]  # arguments after `python -m sleepnet.main`
+  num_steps: int
+  step_offset: int  # where this stage's steps start on the run's step axis (learning curves)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One (study, scale, variant, seed): its training stages and its evaluation."""
+
+  study: str
+  scale: str
+  variant: str
+  seed: int
+  directory: pathlib.Path  # runs/<study>/<scale>/<variant>/seed<k>
+  stages: tuple[Stage, ...]
+  eval_passes: tuple[int, ...]
+  env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+  @property
+  def eval_workdir(self) -> pathlib.Path:
+    """The workdir whose final parameters are evaluated (the last stage's)."""
+    return self.stages[-1].workdir
+
+  @property
+  def slice_name(self) -> str:
+    """The file name of this run's slice: <scale>-<variant>-seed<k>.json."""
+    return f"{self.scale}-{self.variant}-seed{self.seed}.json"
+
+
+def _format(value: Any) -> str:
+  """A value as config_flags parses it back (bools as True/False, tuples as literals)."""
+  if isinstance(value, bool):
+    return "True" if value else "False"
+  if isinstance(value, tuple | list):
+    items = [repr(v) if isinstance(v, str) else _format(v) for v in value]
+    return "(" + ",".join(items) + ("," if len(items) == 1 else "") + ")"
+  return str(value)
+
+
+def task_config(study: Study, scale: Scale, variant: Variant) -> dict[str, Any]:
+  """The `config.task.*` values of a variant at a scale (show_t widens the first window)."""
+  task = dict(scale.task)
+  if variant.show_steps:
+    if study.task_name != "rule110":
+      raise ValueError(f"variant {variant.name} (t shown before eviction) is for rule110 only")
+    # <bos> <t_k> x0 needs one more token than <bos> x0: widen every window by one.
+    windows = task["seq_len"] // task["window"]
+    task.update(show_steps_before_eviction=True, window=task["window"] + 1)
+    task["seq_len"] = task["window"] * windows
+  return task
+
+
+def overrides(
+  study: Study,
+  scale: Scale,
+  variant: Variant,
+  seed: int,
+  *,
+  num_steps: int,
+  data_dir: pathlib.Path,
+) -> list[tuple[str, Any]]:
+  """Every `--config.KEY=VALUE` of one training command, as (key, value) pairs."""
+  task = task_config(study, scale, variant)
+  out: list[tuple[str, Any]] = [
+    ("seed", seed),
+    ("num_steps", num_steps),
+    ("batch_size", scale.batch_size),
+    ("optimizer.lr", scale.lr),
+    # Short stages (ci, two-stage) need warmup < num_steps.
+    ("optimizer.warmup_steps", min(scale.warmup_steps, num_steps - 1)),
+    ("log_every", scale.log_every),
+    ("checkpoint_every", scale.checkpoint_every),
+    ("model.d_model", scale.d_model),
+    ("model.num_heads", scale.num_heads),
+  ]
+  if scale.blocks is not None:
+    blocks = tuple(scale.blocks)
+    if variant.model in ("transformer", "transformer_full"):
+      blocks = ("attn",) * len(blocks)
+    elif variant.model == "deep":
+      blocks = blocks * variant.passes
+    out.append(("model.blocks", blocks))
+  out += [(f"task.{k}", v) for k, v in task.items()]
+  if variant.model != "transformer_full" and "window" in task:
+    # config.model.window is a copy of the task's window taken when the experiment built its
+    # config, so a task window override must be repeated for the model (full attention: None).
+    out.append(("model.window", task["window"]))
+  out += [(f"model.{k}", v) for k, v in variant.model_overrides]
+  out += [
+    ("eval.at_end", False),  # evaluated by `python -m sleepnet.evaluate` with the N sweep
+    ("eval.num_test", scale.num_test),
+    ("eval.batch_size", scale.eval_batch),
+    ("data_dir", portable(data_dir)),  # one evaluation set per task config, shared by the runs
+  ]
+  out += list(scale.extra.items())
+  return out
+
+
+def portable(path: pathlib.Path) -> str:
+  """A path as commands write it: relative to the repository (the subprocesses' working
+  directory) when it lies inside it, so that config.json and the commands are the same on every
+  machine that has the repository somewhere else; absolute otherwise."""
+  try:
+    return str(path.relative_to(ROOT))
+  except ValueError:
+    return str(path)
+
+
+def _command(
+  study: Study,
+  scale: Scale,
+  variant: Variant,
+  seed: int,
+  *,
+  args: Sequence[str],
+  workdir: pathlib.Path,
+  num_steps: int,
+  data_dir: pathlib.Path,
+) -> tuple[str, ...]:
+  """The arguments of one `python -m sleepnet.main` command (after the module name)."""
+  args = [a for a in (study.experiment_args, *args, "smoke" if scale.smoke else "") if a]
+  pairs = overrides(study, scale, variant, seed, num_steps=num_steps, data_dir=data_dir)
+  return (
+    # Relative to the repository, which is the subprocesses' working directory.
+    f"--config=experiments/{study.experiment}.py:{','.join(args)}",
+    f"--workdir={portable(workdir)}",
+    *(f"--config.{k}={_format(v)}" for k, v in pairs),
+  )
+
+
+def runs_of(
+  study_name: str,
+  scale_name: str,
+  variants: Sequence[str],
+  seeds: Sequence[int],
+  runs_dir: pathlib.Path,
+) -> list[Run]:
+  """The runs of a slice: every (variant, seed), with their exact commands.
+
+  Raises:
+    ValueError: an unknown study, scale or variant (the valid ones are listed).
+  """
+  study = get_study(study_name)
+  scale = get_scale(study, scale_name)
+  data_dir = runs_dir / study.name / scale_name / "data"
+  out = []
+  for name in variants:
+    variant = get_variant(name)
+    model_args = [f"model={variant.model}"]
+    if variant.model in ("sleep", "deep"):
+      model_args.append(f"passes={variant.passes}")
+    for seed in seeds:
+      directory = runs_dir / study.name / scale_name / name / f"seed{seed}"
+      common = dict(study=study, scale=scale, variant=variant, seed=seed, data_dir=data_dir)
+      if variant.two_stage:
+        first = max(1, round(scale.num_steps * scale.two_stage_fraction))
+        second = scale.num_steps - first
+        if second < 1 or "," in str(directory):
+          raise ValueError(f"two-stage {name} needs num_steps >= 2 and no ',' in {directory}")
+        s1, s2 = directory / "stage1", directory / "stage2"
+        stage2_args = [*model_args, "stage=2", f"init_from={portable(s1)}"]
+        stages = (
+          Stage(
+            s1,
+            _command(args=[*model_args, "stage=1"], workdir=s1, num_steps=first, **common),
+            first,
+            0,
+          ),
+          Stage(
+            s2, _command(args=stage2_args, workdir=s2, num_steps=second, **common), second, first
+          ),
+        )
+      else:
+        argv = _command(args=model_args, workdir=directory, num_steps=scale.num_steps, **common)
+        stages = (Stage(directory, argv, scale.num_steps, 0),)
+      passes = set(scale.eval_passes if variant.sweeps_n else (1,)) | {variant.train_passes}
+      passes = tuple(sorted(passes))
+      out.append(Run(study.name, scale_name, name, seed, directory, stages, passes, scale.env))
+  return out
+
+
+def get_study(name: str) -> Study:
+  """The study `name`; ValueError lists the valid names."""
+  if name not in STUDIES:
+    raise ValueError(f"unknown study {name!r}; valid studies: {', '.join(STUDIES)}")
+  return STUDIES[name]
+
+
+def get_scale(study: Study, name: str) -> Scale:
+  """The scale `name` of `study`; ValueError lists the valid names."""
+  if name not in study.scales:
+    raise ValueError(f"unknown scale {name!r}; valid scales: {', '.join(study.scales)}")
+  return study.scales[name]
+
+
+def get_variant(name: str) -> Variant:
+  """The variant `name`; ValueError lists the valid names."""
+  if name not in VARIANTS:
+    raise ValueError(f"unknown variant {name!r}; valid variants: {', '.join(VARIANTS)}")
+  return VARIANTS[name]
+
+
+def scale_table(study: Study, scale_name: str) -> dict[str, Any]:
+  """One scale of a study as plain JSON data (recorded in results.json)."""
+  scale = get_scale(study, scale_name)
+  data = dataclasses.asdict(scale)
+  data["task"] = dict(scale.task)
+  data["extra"] = dict(scale.extra)
+  data["env"] = dict(scale.env)
+  data["experiment"] = f"experiments/{study.experiment}.py"
+  data["experiment_args"] = study.experiment_args
+  return data

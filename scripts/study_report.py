@@ -1,0 +1,789 @@
+"""Merges a study's slice files into results.json, figures, a markdown table and the index.
+
+`merge(study, out_dir)` reads every results/<study>/slices/*.json (written by any invocation, on
+any machine), aggregates them per scale and variant, computes the chance level and the verdicts,
+and writes:
+
+  results/<study>/results.json                  every number, with its config, seed, device, wall
+                                                time and git commit (schema below, RESULTS_SCHEMA)
+  results/<study>/<scale>_exact_vs_difficulty.png   exact match per difficulty, mean and seed range
+  results/<study>/<scale>_learning_curves.png       training exact match and loss vs step
+  results/<study>/<scale>_n_sweep.png               exact match vs test-time N
+  results/<study>/README.md                     the tables, verdicts and figures
+  results/README.md                             the index of every study (`write_index`)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import chance as chance_lib
+import studies
+import verdicts as verdicts_lib
+from study_runs import SLICE_SCHEMA, now, write_json
+
+RESULTS_SCHEMA = 1
+FIGURES = ("exact_vs_difficulty", "learning_curves", "n_sweep")
+COLORS = {
+  "transformer": "#7f7f7f",
+  "transformer_full": "#17becf",
+  "hybrid": "#1f77b4",
+  "sleep2": "#ff7f0e",
+  "sleep4": "#d62728",
+  "sleep8": "#9467bd",
+  "deep4": "#2ca02c",
+  "sleep4_tokens": "#e377c2",
+  "sleep4_fresh": "#8c564b",
+  "sleep4_2stage": "#bcbd22",
+  "hybrid_show_t": "#1f77b4",
+  "sleep4_show_t": "#d62728",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading and aggregating
+
+
+def load_slices(slices_dir: pathlib.Path, study: str) -> list[dict[str, Any]]:
+  """Every readable slice of `study` in `slices_dir` (others are reported and skipped)."""
+  out = []
+  for path in sorted(slices_dir.glob("*.json")):
+    try:
+      data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+      print(f"warning: skipping unreadable slice {path}: {e}")
+      continue
+    if data.get("schema") != SLICE_SCHEMA or data.get("study") != study:
+      print(f"warning: skipping {path}: not a schema-{SLICE_SCHEMA} slice of {study}")
+      continue
+    data["file"] = path.name
+    out.append(data)
+  return out
+
+
+def _stats(xs: Sequence[float]) -> dict[str, Any]:
+  return {
+    "mean": statistics.fmean(xs),
+    "sd": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+    "min": min(xs),
+    "max": max(xs),
+    "per_seed": list(xs),
+  }
+
+
+def _label(variant: str) -> str:
+  return studies.VARIANTS[variant].label if variant in studies.VARIANTS else variant
+
+
+def _group(variant: str) -> str:
+  return studies.VARIANTS[variant].group if variant in studies.VARIANTS else "main"
+
+
+def _train_passes(slice_: Mapping[str, Any]) -> int:
+  return int(slice_["eval"]["train_sleep_passes"])
+
+
+def _by_difficulty(slice_: Mapping[str, Any], n: int) -> Mapping[str, Any]:
+  return slice_["eval"]["results"][str(n)]["by_difficulty"]
+
+
+def aggregate_variant(
+  slices: Sequence[Mapping[str, Any]], difficulties: Sequence[int]
+) -> dict[str, Any]:
+  """The seeds of one variant: exact match per difficulty at the training N, the N sweep, the
+  learning curve (steps every seed has), wall times and devices."""
+  slices = sorted(slices, key=lambda s: s["seed"])
+  train_n = _train_passes(slices[0])
+  out: dict[str, Any] = {
+    "label": _label(slices[0]["variant"]),
+    "group": _group(slices[0]["variant"]),
+    "train_passes": train_n,
+    "seeds": [s["seed"] for s in slices],
+  }
+  by_d = {}
+  for d in difficulties:
+    rows = [_by_difficulty(s, train_n).get(str(d)) for s in slices]
+    if any(r is None for r in rows):
+      continue
+    by_d[str(d)] = {
+      **_stats([r["exact_match"] for r in rows]),
+      "token_accuracy": statistics.fmean(r["token_accuracy"] for r in rows),
+      "num_examples": rows[0]["num_examples"],
+    }
+  out["exact_by_difficulty"] = by_d
+  present = [d for d in difficulties if str(d) in by_d]
+  if present:
+    per_seed = [
+      statistics.fmean(_by_difficulty(s, train_n)[str(d)]["exact_match"] for d in present)
+      for s in slices
+    ]
+    out["exact_mean"] = _stats(per_seed)
+  sweep = {}
+  common = sorted(set.intersection(*(set(map(int, s["eval"]["results"])) for s in slices)))
+  for n in common:
+    per_seed = (
+      [
+        statistics.fmean(_by_difficulty(s, n)[str(d)]["exact_match"] for d in present)
+        for s in slices
+      ]
+      if present
+      else []
+    )
+    sweep[str(n)] = {
+      **(_stats(per_seed) if per_seed else {}),
+      "by_difficulty": {
+        str(d): statistics.fmean(_by_difficulty(s, n)[str(d)]["exact_match"] for s in slices)
+        for d in present
+      },
+    }
+  out["n_sweep"] = sweep
+  curves = [{r["step"]: r for r in s.get("curve", [])} for s in slices]
+  steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+  out["curve"] = {"step": steps}
+  for key in ("exact_match", "loss"):
+    values = [[c[step].get(key, math.nan) for c in curves] for step in steps]
+    out["curve"][key] = {
+      "mean": [statistics.fmean(v) for v in values],
+      "min": [min(v) for v in values],
+      "max": [max(v) for v in values],
+    }
+  out["wall_s"] = {
+    "train": _stats([s["wall_s"]["train"] for s in slices]),
+    "eval": _stats([s["wall_s"]["eval"] for s in slices]),
+  }
+  step_times = [s["step_time_s"] for s in slices if s.get("step_time_s")]
+  out["step_time_s"] = statistics.fmean(step_times) if step_times else None
+  out["num_steps"] = (
+    slices[0]["config"]["num_steps"]
+    if not slices[0].get("stage_configs")
+    else (sum(c["num_steps"] for c in slices[0]["stage_configs"]))
+  )
+  return out
+
+
+def _difficulties(scale: studies.Scale | None, slices: Sequence[Mapping[str, Any]]) -> list[int]:
+  """The reported difficulties: the scale's list, else every difficulty evaluated."""
+  seen = set()
+  for s in slices:
+    for result in s["eval"]["results"].values():
+      seen |= set(map(int, result["by_difficulty"]))
+  if scale is not None and scale.difficulties is not None:
+    return [d for d in scale.difficulties if d in seen]
+  return sorted(seen)
+
+
+def _task_key(slice_: Mapping[str, Any]) -> str:
+  return json.dumps(slice_["config"]["task"], sort_keys=True)
+
+
+def merge_scale(
+  study: studies.Study, scale_name: str, slices: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+  """Everything results.json holds about one scale of a study."""
+  scale = study.scales.get(scale_name)
+  ok = [s for s in slices if s["status"] == "ok" and s.get("eval")]
+  failed = [
+    {"variant": s["variant"], "seed": s["seed"], "error": s.get("error", "")}
+    for s in slices
+    if s["status"] != "ok"
+  ]
+  out: dict[str, Any] = {
+    "status": "results" if ok else "no results yet",
+    "settings": studies.scale_table(study, scale_name) if scale else None,
+    "failed": failed,
+  }
+  wanted = [(v, seed) for v in scale.variants for seed in scale.seeds] if scale else []
+  have = {(s["variant"], s["seed"]) for s in ok}
+  out["missing"] = [f"{v}/seed{seed}" for v, seed in wanted if (v, seed) not in have]
+  if not ok:
+    out["verdicts"] = [
+      verdicts_lib._not_judged(vid, f"no results at the {scale_name} scale").to_json()
+      for vid in "abcd"
+    ]
+    return out
+  devices, commits = [], []
+  for s in ok:
+    for d in s.get("devices", []):
+      text = f"{d.get('platform')} / {d.get('device_kind')} (x{d.get('count', '?')})"
+      if text not in devices:
+        devices.append(text)
+    commit = (s.get("git") or {}).get("commit", "unknown")
+    dirty = (s.get("git") or {}).get("dirty")
+    text = commit[:12] + (" (uncommitted changes)" if dirty else "")
+    if text not in commits:
+      commits.append(text)
+  out["devices"] = devices or ["unknown"]
+  out["device_source"] = next((s["device_source"] for s in ok if s.get("device_source")), "")
+  out["commits"] = commits
+  main = [s for s in ok if _group(s["variant"]) != "show_t"]
+  difficulties = _difficulties(scale, main or ok)
+  out["difficulties"] = difficulties
+
+  # Chance per task config (the show_t variants see another task config).
+  chance_by_task: dict[str, Any] = {}
+  for s in ok:
+    key = _task_key(s)
+    if key not in chance_by_task:
+      c = s["config"]
+      chance_by_task[key] = {
+        "task": c["task"],
+        "variants": [],
+        **chance_lib.question_only_baseline(
+          c["task_name"], c["task"], eval_seed=c["eval"]["seed"], num_test=c["eval"]["num_test"]
+        ),
+      }
+    if s["variant"] not in chance_by_task[key]["variants"]:
+      chance_by_task[key]["variants"].append(s["variant"])
+  out["chance"] = list(chance_by_task.values())
+  main_chance = chance_by_task[_task_key(main[0])] if main else None
+
+  by_variant: dict[str, list[Mapping[str, Any]]] = {}
+  for s in ok:
+    by_variant.setdefault(s["variant"], []).append(s)
+  order = list(studies.VARIANTS)
+  names = sorted(by_variant, key=lambda v: order.index(v) if v in order else len(order))
+  out["variants"] = {v: aggregate_variant(by_variant[v], difficulties) for v in names}
+
+  acc = {
+    v: {
+      d: a["exact_by_difficulty"][str(d)]["per_seed"]
+      for d in difficulties
+      if str(d) in a["exact_by_difficulty"]
+    }
+    for v, a in out["variants"].items()
+    if a["group"] == "main"
+  }
+  examples = {}
+  for a in out["variants"].values():
+    for d, r in a["exact_by_difficulty"].items():
+      examples.setdefault(int(d), r["num_examples"])
+  chance = (
+    {int(d): r["exact_match"] for d, r in main_chance["by_difficulty"].items()}
+    if main_chance
+    else {}
+  )
+  out["verdicts"] = [v.to_json() for v in verdicts_lib.judge(acc, difficulties, examples, chance)]
+  if study.task_name.startswith("gsm"):
+    out["paper_comparison"] = paper_comparison(out["variants"])
+  out["runs"] = [{k: v for k, v in s.items() if k != "file"} | {"slice": s["file"]} for s in slices]
+  return out
+
+
+def paper_comparison(variants: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """The paper's GSM-Infinite numbers beside ours (hybrid N=1 -> sleep N=4), per op count."""
+  rows = []
+  for ops, (before, after) in studies.PAPER_GSM.items():
+    ours: dict[str, Any] = {}
+    for v in ("hybrid", "sleep4"):
+      r = variants.get(v, {}).get("exact_by_difficulty", {}).get(str(ops))
+      ours[v] = r["mean"] if r else None
+    rows.append({"ops": ops, "paper_no_sleep": before, "paper_sleep4": after, "ours": ours})
+  return rows
+
+
+PAPER_DIFFERENCES = (
+  "The paper fine-tunes a pretrained LLM (reportedly Jet-Nemotron, about 2B parameters) with its "
+  "own tokenizer on the GSM-Infinite benchmark data; here tiny models are trained from scratch on "
+  "this repository's GSM-Infinite-style generator (own vocabulary, values bounded, fewer "
+  "operations at the cpu scale), so only the direction of the effect is comparable."
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+
+
+def _plt() -> Any:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  return plt
+
+
+def draw_figures(
+  study: studies.Study, scale_name: str, merged: Mapping[str, Any], out_dir: pathlib.Path
+) -> list[str]:
+  """Draws the three figures of one scale; returns their file names."""
+  plt = _plt()
+  variants = merged["variants"]
+  difficulties = merged["difficulties"]
+  x = list(range(len(difficulties)))
+  names = []
+
+  # 1. Exact match vs difficulty (mean over seeds, seed min..max as error bars).
+  panels = [("main", "main variants"), ("other", "ablations and t shown before eviction")]
+  has_other = any(a["group"] != "main" for a in variants.values())
+  fig, axes = plt.subplots(
+    1, 2 if has_other else 1, figsize=(13 if has_other else 7, 4.6), squeeze=False
+  )
+  for ax, (panel, title) in zip(axes[0], panels, strict=False):
+    for v, a in variants.items():
+      in_panel = (
+        a["group"] == "main"
+        if panel == "main"
+        else (a["group"] != "main" or v in ("hybrid", "sleep4"))
+      )
+      if not in_panel:
+        continue
+      pts = [
+        (i, a["exact_by_difficulty"][str(d)])
+        for i, d in zip(x, difficulties, strict=True)
+        if str(d) in a["exact_by_difficulty"]
+      ]
+      if not pts:
+        continue
+      xs = [p[0] for p in pts]
+      ys = [p[1]["mean"] for p in pts]
+      err = [[p[1]["mean"] - p[1]["min"] for p in pts], [p[1]["max"] - p[1]["mean"] for p in pts]]
+      style = ":" if a["group"] == "show_t" else "-"
+      ax.errorbar(
+        xs,
+        ys,
+        yerr=err,
+        label=f"{a['label']} ({len(a['seeds'])} seed{'s' if len(a['seeds']) > 1 else ''})",
+        color=COLORS.get(v),
+        ls=style,
+        marker="o",
+        ms=3,
+        capsize=2,
+      )
+    for c in merged["chance"]:
+      if panel == "main" and not any(_group(v) == "main" for v in c["variants"]):
+        continue
+      ys = [c["by_difficulty"].get(str(d), {}).get("exact_match", math.nan) for d in difficulties]
+      ax.plot(
+        x, ys, "k--", lw=1, label="chance (question only)" if panel == "main" else "chance, t shown"
+      )
+    ax.set_xticks(x, [str(d) for d in difficulties])
+    ax.set_xlabel(f"difficulty {study.difficulty}")
+    ax.set_ylabel("exact match (at the training N)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.suptitle(f"{study.title} [{scale_name} scale]", fontsize=11)
+  fig.tight_layout()
+  names.append(_save(fig, plt, out_dir, scale_name, "exact_vs_difficulty"))
+
+  # 2. Step-matched learning curves (every run has the same steps and log interval).
+  fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
+  for v, a in variants.items():
+    c = a["curve"]
+    if not c["step"]:
+      continue
+    style = ":" if a["group"] == "show_t" else "-"
+    for ax, key in zip(axes, ("exact_match", "loss"), strict=True):
+      ax.plot(c["step"], c[key]["mean"], color=COLORS.get(v), ls=style, lw=1.2, label=a["label"])
+      if len(a["seeds"]) > 1:
+        ax.fill_between(c["step"], c[key]["min"], c[key]["max"], color=COLORS.get(v), alpha=0.15)
+  axes[0].set_ylabel("training-batch exact match")
+  axes[1].set_ylabel("training loss (answer tokens)")
+  axes[1].set_yscale("log")
+  for ax in axes:
+    ax.set_xlabel("step")
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=7)
+  fig.suptitle(f"{study.title}: learning curves [{scale_name} scale]", fontsize=11)
+  fig.tight_layout()
+  names.append(_save(fig, plt, out_dir, scale_name, "learning_curves"))
+
+  # 3. Test-time N sweep: every model with GDN layers evaluated at several N.
+  fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
+  for v, a in variants.items():
+    sweep = {int(n): r for n, r in a["n_sweep"].items() if "mean" in r}
+    if len(sweep) < 2:
+      continue
+    ns = sorted(sweep)
+    axes[0].plot(
+      ns,
+      [sweep[n]["mean"] for n in ns],
+      marker="o",
+      color=COLORS.get(v),
+      ls=":" if a["group"] == "show_t" else "-",
+      label=a["label"],
+    )
+    if a["train_passes"] in sweep:
+      axes[0].plot(
+        [a["train_passes"]],
+        [sweep[a["train_passes"]]["mean"]],
+        marker="*",
+        ms=12,
+        color=COLORS.get(v),
+      )
+  axes[0].set_xscale("log", base=2)
+  all_ns = sorted({int(n) for a in variants.values() for n in a["n_sweep"]})
+  axes[0].set_xticks(all_ns, [str(n) for n in all_ns])
+  axes[0].set_xlabel("test-time N (star: the trained N)")
+  axes[0].set_ylabel(f"exact match, mean over {study.difficulty} in {difficulties}")
+  axes[0].legend(fontsize=7)
+  focus = (
+    "sleep4"
+    if "sleep4" in variants
+    else next((v for v in variants if len(variants[v]["n_sweep"]) > 1), None)
+  )
+  if focus:
+    sweep = variants[focus]["n_sweep"]
+    for n in sorted(sweep, key=int):
+      by_d = sweep[n]["by_difficulty"]
+      axes[1].plot(
+        x, [by_d.get(str(d), math.nan) for d in difficulties], marker="o", label=f"N = {n}"
+      )
+    axes[1].set_xticks(x, [str(d) for d in difficulties])
+    axes[1].set_xlabel(f"difficulty {study.difficulty}")
+    axes[1].set_ylabel("exact match")
+    axes[1].set_title(f"{variants[focus]['label']} evaluated at several N", fontsize=10)
+    axes[1].legend(fontsize=7)
+  for ax in axes:
+    ax.grid(alpha=0.3)
+    ax.set_ylim(-0.03, 1.03)
+  fig.suptitle(f"{study.title}: test-time N [{scale_name} scale]", fontsize=11)
+  fig.tight_layout()
+  names.append(_save(fig, plt, out_dir, scale_name, "n_sweep"))
+  return names
+
+
+def _save(fig: Any, plt: Any, out_dir: pathlib.Path, scale_name: str, what: str) -> str:
+  name = f"{scale_name}_{what}.png"
+  fig.savefig(out_dir / name, dpi=110)
+  plt.close(fig)
+  return name
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def fmt(x: float | None) -> str:
+  """A rate with three decimals, or an en dash for no value."""
+  return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, Any]) -> list[str]:
+  """The README section of one scale."""
+  lines = [f"## Scale `{scale_name}`", ""]
+  settings = merged.get("settings")
+  if settings:
+    task = ", ".join(f"{k}={v}" for k, v in settings["task"].items())
+    lines += [
+      f"Budget (every variant): {settings['num_steps']} steps, batch {settings['batch_size']}, "
+      f"d_model {settings['d_model']}, {settings['num_heads']} heads, lr {settings['lr']}, "
+      f"seeds {list(settings['seeds'])}; task: {task}; {settings['num_test']} evaluation examples; "
+      f"two-stage option (variant sleep4_2stage): N = 1 for the first "
+      f"{settings['two_stage_fraction']:.0%} of the steps, then N = 4 from those weights.",
+      "",
+      f"*{settings['note']}*",
+      "",
+    ]
+  if merged["status"] != "results":
+    lines += [
+      "**No results yet at this scale** (run `python scripts/reproduce.py --study "
+      f"{study.name} --scale {scale_name}`).",
+      "",
+    ]
+    return lines
+  lines += [
+    f"Device: {', '.join(merged['devices'])} ({merged['device_source']}). "
+    f"Commit: {', '.join(merged['commits'])}.",
+    "",
+  ]
+  ds = merged["difficulties"]
+  d = study.difficulty
+  head = [
+    "variant",
+    "trained N",
+    "seeds",
+    *(f"{d}={x}" for x in ds),
+    "mean",
+    "train s/step",
+    "train wall (s)",
+  ]
+  lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for a in merged["variants"].values():
+    cells = [
+      a["label"] + (" *(t shown)*" if a["group"] == "show_t" and "shown" not in a["label"] else ""),
+      str(a["train_passes"]),
+      str(len(a["seeds"])),
+    ]
+    for x in ds:
+      r = a["exact_by_difficulty"].get(str(x))
+      cells.append(
+        f"{r['mean']:.3f} ± {r['sd']:.3f}"
+        if r and len(a["seeds"]) > 1
+        else fmt(r["mean"] if r else None)
+      )
+    cells.append(fmt(a.get("exact_mean", {}).get("mean")))
+    cells.append(f"{a['step_time_s']:.3f}" if a["step_time_s"] else "–")
+    cells.append(f"{a['wall_s']['train']['mean']:.0f}")
+    lines.append("| " + " | ".join(cells) + " |")
+  for c in merged["chance"]:
+    label = "chance (question only)" + (
+      ", t shown" if any(_group(v) == "show_t" for v in c["variants"]) else ""
+    )
+    cells = [label, "", ""] + [
+      fmt(c["by_difficulty"].get(str(x), {}).get("exact_match")) for x in ds
+    ]
+    cells += [
+      fmt(
+        statistics.fmean(
+          c["by_difficulty"][str(x)]["exact_match"] for x in ds if str(x) in c["by_difficulty"]
+        )
+        if ds
+        else None
+      ),
+      "",
+      "",
+    ]
+    lines.append("| " + " | ".join(cells) + " |")
+  lines += [
+    "",
+    "Exact match at the training N (mean ± sd over seeds where there are several); "
+    f"mean = the average over {d} in {ds}. Chance: {merged['chance'][0]['definition']}.",
+    "",
+  ]
+
+  sweep_variants = {v: a for v, a in merged["variants"].items() if len(a["n_sweep"]) > 1}
+  if sweep_variants:
+    ns = sorted({int(n) for a in sweep_variants.values() for n in a["n_sweep"]})
+    lines += [
+      "Test-time N (exact match, mean over difficulties; the model is trained once, at its own N):",
+      "",
+    ]
+    lines += ["| variant | " + " | ".join(f"N={n}" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+    for a in sweep_variants.values():
+      cells = [fmt(a["n_sweep"].get(str(n), {}).get("mean")) for n in ns]
+      lines.append(f"| {a['label']} | " + " | ".join(cells) + " |")
+    lines.append("")
+  lines += ["Verdicts:", ""]
+  lines += [f"- {v['line']}" for v in merged["verdicts"]]
+  lines.append("")
+  if merged.get("paper_comparison"):
+    lines += ["Paper vs ours (hybrid N=1 -> sleep N=4):", ""]
+    for r in merged["paper_comparison"]:
+      ours = r["ours"]
+      text = (
+        f"{fmt(ours['hybrid'])} -> {fmt(ours['sleep4'])}"
+        if ours["hybrid"] is not None or ours["sleep4"] is not None
+        else f"not measured ({r['ops']} ops is outside this scale's range)"
+      )
+      lines.append(
+        f"- {r['ops']}-op: paper {r['paper_no_sleep']:.0%} -> {r['paper_sleep4']:.0%}; ours {text}"
+      )
+    lines += ["", PAPER_DIFFERENCES, ""]
+  if merged["missing"]:
+    lines += [f"Not run yet at this scale: {', '.join(merged['missing'])}.", ""]
+  if merged["failed"]:
+    lines += [
+      "Failed runs: "
+      + "; ".join(f"{f['variant']}/seed{f['seed']}" for f in merged["failed"])
+      + " (see results.json).",
+      "",
+    ]
+  lines += [
+    f"![exact match vs {d}]({scale_name}_exact_vs_difficulty.png)",
+    "",
+    f"![learning curves]({scale_name}_learning_curves.png)",
+    "",
+    f"![test-time N]({scale_name}_n_sweep.png)",
+    "",
+  ]
+  return lines
+
+
+def study_markdown(study: studies.Study, results: Mapping[str, Any]) -> str:
+  """results/<study>/README.md."""
+  lines = [
+    f"# {study.title}",
+    "",
+    f"Claim tested: {study.claim}",
+    "",
+    f"Generated by `python scripts/reproduce.py --study {study.name} --merge` from the slice "
+    f"files in `slices/` ({results['generated_at']}); every number is in `results.json`.",
+    "",
+  ]
+  for scale_name, merged in results["scales"].items():
+    lines += scale_markdown(study, scale_name, merged)
+  return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Merge and index
+
+
+def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> dict[str, Any]:
+  """Merges results/<study>/slices/ into results.json, figures and README.md; returns the data."""
+  study = studies.get_study(study_name)
+  study_dir = out_dir / study.name
+  slices = load_slices(study_dir / "slices", study.name)
+  by_scale: dict[str, list[dict[str, Any]]] = {}
+  for s in slices:
+    by_scale.setdefault(s["scale"], []).append(s)
+  # The scales of the table (ci only when it has results: it is never committed), then any other.
+  names = [s for s in studies.SCALES if s in by_scale or s != "ci"]
+  names += sorted(set(by_scale) - set(names))
+  results = {
+    "schema": RESULTS_SCHEMA,
+    "study": study.name,
+    "title": study.title,
+    "task": study.task_name,
+    "difficulty": study.difficulty,
+    "claim": study.claim,
+    "verdict_definitions": verdicts_lib.__doc__,
+    "generated_at": now(),
+    "scales": {},
+  }
+  study_dir.mkdir(parents=True, exist_ok=True)
+  for name in names:
+    merged = merge_scale(study, name, by_scale.get(name, []))
+    if figures and merged["status"] == "results":
+      merged["figures"] = draw_figures(study, name, merged, study_dir)
+    results["scales"][name] = merged
+  write_json(study_dir / "results.json", results)
+  (study_dir / "README.md").write_text(study_markdown(study, results))
+  write_index(out_dir)
+  return results
+
+
+def verdict_lines(results: Mapping[str, Any]) -> list[str]:
+  """Printable verdict lines of every scale of a merged study."""
+  out = []
+  for scale_name, merged in results["scales"].items():
+    for v in merged["verdicts"]:
+      out.append(f"{results['study']} [{scale_name}] {v['line']}")
+  return out
+
+
+def write_index(out_dir: pathlib.Path) -> None:
+  """results/README.md: every study, its scales and devices, its verdicts, what is missing."""
+  lines = [
+    "# Reproduction results",
+    "",
+    'Index of the studies of "Language Models Need Sleep" reproduced with this framework. Every '
+    "file under a study's directory is written by `scripts/reproduce.py` (train and evaluate "
+    "through `python -m sleepnet.main` / `python -m sleepnet.evaluate`, then `--merge`); this "
+    "index is regenerated by every merge. Nothing here is typed in by hand.",
+    "",
+    "| study | scale | device | (a) deep-half gain | (b) no fall with N "
+    "| (c) transformer at chance | (d) gain grows |",
+    "|---|---|---|---|---|---|---|",
+  ]
+  details: list[str] = []
+  not_reproduced: list[str] = []
+  without: list[str] = []  # "study (scales)" with no results
+  judged = False
+  for name, study in studies.STUDIES.items():
+    path = out_dir / name / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else None
+    scales = data["scales"] if data else {s: None for s in studies.SCALES if s != "ci"}
+    # Link a study only once a merge has written its page.
+    link = f"[{name}]({name}/README.md)" if (out_dir / name / "README.md").exists() else name
+    title = f"[{study.title}]({name}/README.md)" if data else study.title
+    details += [f"### {title}", "", f"Claim: {study.claim}", ""]
+    empty = [k for k, m in scales.items() if not m or m["status"] != "results"]
+    if empty:
+      without.append(f"{name} ({', '.join(empty)})")
+    for scale_name, merged in scales.items():
+      if not merged or merged["status"] != "results":
+        cells = [link, scale_name, "–", *[verdicts_lib.NOT_JUDGED] * 4]
+        lines.append("| " + " | ".join(cells) + " |")
+        details.append(f"- `{scale_name}`: **no results yet**; every verdict is not yet judged.")
+        continue
+      status = {v["id"]: v["status"] for v in merged["verdicts"]}
+      judged |= any(x != verdicts_lib.NOT_JUDGED for x in status.values())
+      lines.append(
+        f"| {link} | {scale_name} | {', '.join(merged['devices'])} | "
+        + " | ".join(status[k] for k in "abcd")
+        + " |"
+      )
+      details.append(
+        f"- `{scale_name}` ({', '.join(merged['devices'])}; commit {', '.join(merged['commits'])}):"
+      )
+      details += [f"  - {v['line']}" for v in merged["verdicts"]]
+      if merged["missing"]:
+        details.append(f"  - not run yet: {', '.join(merged['missing'])}")
+      settings = merged["settings"] or {}
+      tried = (
+        f"{', '.join(merged['variants'])} at {settings.get('num_steps')} steps, batch "
+        f"{settings.get('batch_size')}, d_model {settings.get('d_model')}, seeds "
+        f"{settings.get('seeds')}"
+      )
+      for v in merged["verdicts"]:
+        if v["status"] == verdicts_lib.FAIL:
+          not_reproduced.append(
+            f'- {name} [{scale_name}], claim ({v["id"]}) "{verdicts_lib.TITLES[v["id"]]}" does '
+            f"not reproduce: {v['line']} Tried: {tried}."
+          )
+    details.append("")
+  lines += [""]
+  if without:
+    lines += [
+      "**No results yet** (every verdict there is not yet judged, and no number is reported): "
+      + "; ".join(without)
+      + ".",
+      "",
+    ]
+  lines += ["## Per study", "", *details]
+  lines += ["## Where a claim does not reproduce", ""]
+  if not not_reproduced:
+    not_reproduced = [
+      "No verdict has failed at the scales with results; see the per-study lines for what is "
+      "still not yet judged."
+      if judged
+      else "Nothing has been judged yet: no study has results, so no claim can be said to "
+      "reproduce or not."
+    ]
+  lines += [*not_reproduced, ""]
+  lines += ["## The paper's own numbers", ""]
+  lines += [
+    "Only GSM-Infinite numbers could be recovered (secondary sources, PAPER.md §6), with a "
+    "pretrained initialisation and 4 sleep loops: "
+    + ", ".join(
+      f"{ops}-op {before:.0%} -> {after:.0%}" for ops, (before, after) in studies.PAPER_GSM.items()
+    )
+    + ". The GSM studies print them beside ours. "
+    + PAPER_DIFFERENCES
+    + " No Rule 110 or Depo numbers were recoverable.",
+    "",
+  ]
+  lines += [
+    "",
+    "## Verdict definitions (computed by `scripts/verdicts.py`, never asserted in a test)",
+    "",
+  ]
+  lines += ["```", verdicts_lib.__doc__.strip(), "```", ""]
+  lines += ["## Chance", "", chance_lib.__doc__.strip(), ""]
+  lines += [
+    "## Scales",
+    "",
+    "From the one scale table in `scripts/studies.py` (every variant of a study gets the same "
+    "budget). `ci` results are never written here (they go to `runs/results-ci/`). `cpu`: tiny "
+    "models, one seed, runs one after another. `gpu`: the full study, run in slices of at most 10 "
+    "minutes (`--only`, `--seeds`, `--deadline_s`) and combined with `--merge`.",
+    "",
+    "| study | scale | steps | batch | d_model | seeds | task | variants |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
+  for name, study in studies.STUDIES.items():
+    for scale_name in ("cpu", "gpu"):
+      sc = study.scales[scale_name]
+      task = ", ".join(f"{k}={v}" for k, v in sc.task.items())
+      lines.append(
+        f"| {name} | {scale_name} | {sc.num_steps} | {sc.batch_size} | {sc.d_model} | "
+        f"{list(sc.seeds)} | {task} | {', '.join(sc.variants)} |"
+      )
+  lines += [
+    "",
+    "Reproduce a study: `python scripts/reproduce.py --study rule110 --scale cpu` (trains what is "
+    "missing, then merges); on a GPU, one slice per command, e.g. `python scripts/reproduce.py "
+    "--study rule110 --scale gpu --only sleep4 --seeds 0 --deadline_s 540`, then `python "
+    "scripts/reproduce.py --study rule110 --merge` wherever the slice files are gathered.",
+    "",
+  ]
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / "README.md").write_text("\n".join(lines).rstrip() + "\n")
