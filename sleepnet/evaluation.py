@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -191,13 +192,15 @@ def evaluate(
   Returns:
     The report written to eval.json: {"step", "task", "model_kind", "train_sleep_passes", "split",
     "eval_set": {"dir", "num_examples"}, "sleep_passes", "results": {str(N): {"exact_match",
-    "token_accuracy", "num_examples", "by_difficulty": {str(d): {...}}}}}.
+    "token_accuracy", "num_examples", "by_difficulty": {str(d): {...}}}}, "device": {"platform",
+    "device_kind", "count", "jax"}, "wall_time_s"}.
 
   Raises:
     ValueError: a bad split or N.
     train.ConfigError: the saved config cannot run.
     checkpoint.CheckpointError: no readable config or checkpoint in `workdir`.
   """
+  started = time.perf_counter()
   workdir = pathlib.Path(workdir)
   config = config if config is not None else checkpoint.load_config(workdir)
   model_config, _ = train.resolve(config)
@@ -233,6 +236,14 @@ def evaluate(
     "eval_set": {"dir": str(builder.data_dir), "num_examples": len(source)},
     "sleep_passes": list(sleep_passes),
     "results": results,
+    # Where and how long: results are compared across machines, so each report names its own.
+    "device": {
+      "platform": jax.devices()[0].platform,
+      "device_kind": jax.devices()[0].device_kind,
+      "count": jax.device_count(),
+      "jax": jax.__version__,
+    },
+    "wall_time_s": time.perf_counter() - started,
   }
   if jax.process_index() == 0:
     (workdir / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n")
