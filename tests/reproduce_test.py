@@ -90,10 +90,7 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   )
   ci_results = results["scales"]["ci"]
   assert ci_results["status"] == "results" and ci_results["missing"] == []
-  assert (
-    ci_results["devices"] == ["cpu / cpu (x1)"]
-    and "eval.json" in ci_results["device_source"]
-  )
+  assert ci_results["devices"] == ["cpu / cpu (x1)"] and "eval.json" in ci_results["device_source"]
   assert ci_results["settings"]["num_steps"] == scale.num_steps
   difficulties = ci_results["difficulties"]
   assert difficulties == sorted(difficulties) and len(difficulties) >= 2
