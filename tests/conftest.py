@@ -9,6 +9,7 @@ import os
 import pathlib
 
 import jax
+import pytest
 
 _CACHE = pathlib.Path(__file__).resolve().parent.parent / ".jax_cache"
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_CACHE))
@@ -17,3 +18,20 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 # Oracles are compared in float32: keep XLA:CPU from using lower-precision matmul passes.
 jax.config.update("jax_default_matmul_precision", "highest")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+  """A workdir holding the finished tiny run of tests/tiny_run.py, trained once for all tests.
+
+  Tests may read it and evaluate it; a test that changes a run copies it first.
+  """
+  import tiny_run
+  from absl import flags
+
+  from sleepnet import train
+
+  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
+  workdir = tmp_path_factory.mktemp("trained")
+  train.train_and_evaluate(tiny_run.config(), str(workdir))
+  return workdir

@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tiny_run
-from absl import flags
 from flax import nnx
 
 from sleepnet import checkpoint, evaluation, sharding, train
@@ -63,14 +62,6 @@ def test_summarize_breaks_down_by_difficulty():
     "2": {"exact_match": 1.0, "token_accuracy": 1.0, "num_examples": 1},
     "3": {"exact_match": 0.0, "token_accuracy": 0.0, "num_examples": 1},
   }
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
-  workdir = tmp_path_factory.mktemp("trained")
-  train.train_and_evaluate(tiny_config(), str(workdir))
-  return workdir
 
 
 def test_eval_json_has_the_breakdown_by_difficulty_and_n(trained):

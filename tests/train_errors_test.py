@@ -12,7 +12,6 @@ import jax
 import numpy as np
 import pytest
 import tiny_run
-from absl import flags
 
 from sleepnet import checkpoint, evaluation, sharding, train
 from sleepnet.tasks import get_task
@@ -22,14 +21,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def tiny_config(**changes):
   return tiny_run.config(**changes)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
-  workdir = tmp_path_factory.mktemp("trained")
-  train.train_and_evaluate(tiny_config(), str(workdir))
-  return workdir
 
 
 def run_main(*args):
