@@ -1,14 +1,14 @@
 r"""Reproduces one study of the paper through the framework itself, resumably and in slices.
 
-  python scripts/reproduce.py --study rule110 --scale cpu              # the whole study, then merge
+  python scripts/reproduce.py --study rule110 --scale cpu --jobs 2     # the whole study, then merge
   python scripts/reproduce.py --study rule110 --scale gpu --only hybrid,sleep4 --seeds 0 \
       --deadline_s 540                                                 # one slice (one GPU command)
   python scripts/reproduce.py --study rule110 --merge                  # slices -> results, figures
   python scripts/reproduce.py --study depo --scale cpu --dry_run       # print the commands only
 
 Studies: rule110, depo, gsm_symbolic, gsm_realistic. Scales (scripts/studies.py, one table): ci
-(minutes; for the test), cpu (tiny models, about 2 hours per study on a 2-core CPU), gpu (the full
-study on one H100/H200, in slices).
+(minutes; for the test), cpu (tiny models, two seeds, about 2 hours per study on a 2-core CPU
+with --jobs 2), gpu (the full study on one H100/H200, in slices).
 
 Every run is `python -m sleepnet.main --config experiments/<exp>.py:<args> --workdir
 runs/<study>/<scale>/<variant>/seed<k> --config.KEY=VALUE ...` followed by `python -m
@@ -55,7 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   )
   p.add_argument("--out", type=pathlib.Path, default=None, help="results directory (results/)")
   p.add_argument("--runs", type=pathlib.Path, default=DEFAULT_RUNS, help="run directories (runs/)")
-  p.add_argument("--jobs", type=int, default=1, help="runs at once (1 on a 2-core CPU)")
+  p.add_argument(
+    "--jobs",
+    type=int,
+    default=1,
+    help="runs at once (2 on a 2-core CPU: one single-threaded process per core)",
+  )
   p.add_argument(
     "--deadline_s",
     type=float,

@@ -6,7 +6,8 @@ scales:
 
   ci    minute-sized (the experiments' `smoke` arguments plus overrides): proves the pipeline runs
         end to end; its numbers mean nothing and are never committed to results/.
-  cpu   tiny models that finish a whole study (one seed) in at most about 2 hours on a 2-core CPU.
+  cpu   tiny models that finish a whole study (two seeds, trained side by side with --jobs 2) in
+        at most about 2 hours on a 2-core CPU.
   gpu   the full study on one H100/H200: >= 20k steps, 3 seeds, larger models, deeper tasks; run
         in slices (`--only`, `--seeds`) because one GPU command lasts at most 10 minutes.
 
@@ -213,8 +214,9 @@ _CI = dict(
   note="Pipeline check only: 4 steps of a 2-layer smoke config; the numbers mean nothing.",
 )
 _CPU_NOTE = (
-  "One seed of tiny models on a 2-core CPU (sequential seeds; no vmap over seeds): a learning-"
-  "speed race at a fixed small budget, not the capacity-limit comparison the paper makes."
+  "Two seeds of tiny models on a 2-core CPU (one single-threaded process per seed, side by side): "
+  "a learning-speed race at a fixed small budget, not the capacity-limit comparison the paper "
+  "makes."
 )
 # One checkpoint per run: a slice's run directories stay small enough to carry to the next GPU
 # session (an interrupted run resumes from its latest checkpoint only).
@@ -247,11 +249,12 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # Measured alone on the 2-core CPU: 0.06-0.36 s/step; about 95 min projected per study.
+        # Measured alone on the 2-core CPU: 0.06-0.36 s/step (1.78 s for one step of every
+        # variant); two seeds side by side cost about 1.47x one alone: ~100 min per study.
         "cpu": Scale(
           variants=(*MAIN, "sleep4_tokens", "sleep4_fresh", "hybrid_show_t", "sleep4_show_t"),
-          seeds=(0,),
-          num_steps=3000,
+          seeds=(0, 1),
+          num_steps=2000,
           batch_size=64,
           d_model=64,
           num_heads=4,
@@ -310,11 +313,11 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # Measured alone on the 2-core CPU: 0.10-0.53 s/step; about 80 min projected per study.
+        # Measured alone on the 2-core CPU: 0.10-0.53 s/step; ~80 min per study (two seeds).
         "cpu": Scale(
           variants=MAIN,
-          seeds=(0,),
-          num_steps=3000,
+          seeds=(0, 1),
+          num_steps=2000,
           batch_size=32,
           d_model=64,
           num_heads=4,
@@ -392,11 +395,11 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # Measured alone on the 2-core CPU: 0.10-0.55 s/step; about 80 min projected per study.
+        # Measured alone on the 2-core CPU: 0.10-0.55 s/step; ~80 min per study (two seeds).
         "cpu": Scale(
           variants=MAIN,
-          seeds=(0,),
-          num_steps=3000,
+          seeds=(0, 1),
+          num_steps=2000,
           batch_size=32,
           d_model=64,
           num_heads=4,
@@ -461,11 +464,11 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # Measured alone on the 2-core CPU: 0.13-0.93 s/step; about 85 min projected per study.
+        # Measured alone on the 2-core CPU: 0.13-0.93 s/step; ~100 min per study (two seeds).
         "cpu": Scale(
           variants=MAIN,
-          seeds=(0,),
-          num_steps=2000,
+          seeds=(0, 1),
+          num_steps=1500,
           batch_size=16,
           d_model=64,
           num_heads=4,

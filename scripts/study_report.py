@@ -763,8 +763,9 @@ def write_index(out_dir: pathlib.Path) -> None:
     "",
     "From the one scale table in `scripts/studies.py` (every variant of a study gets the same "
     "budget). `ci` results are never written here (they go to `runs/results-ci/`). `cpu`: tiny "
-    "models, one seed, runs one after another. `gpu`: the full study, run in slices of at most 10 "
-    "minutes (`--only`, `--seeds`, `--deadline_s`) and combined with `--merge`.",
+    "models, two seeds trained side by side (`--jobs 2`, one single-threaded process each). "
+    "`gpu`: the full study, run in slices of at most 10 minutes (`--only`, `--seeds`, "
+    "`--deadline_s`) and combined with `--merge`.",
     "",
     "| study | scale | steps | batch | d_model | seeds | task | variants |",
     "|---|---|---|---|---|---|---|---|",

@@ -97,6 +97,11 @@ class Context:
     if self.jobs > 1:
       # Several processes on one accelerator: allocate on demand instead of 75% each.
       env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+      # On a CPU, one thread per process: two single-threaded runs on 2 cores did 1.4x the steps
+      # of one two-threaded run (measured, rule110 cpu sleep4); the flag is ignored on GPUs.
+      flags = env.get("XLA_FLAGS", "")
+      if "xla_cpu_multi_thread_eigen" not in flags:
+        env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
     return env
 
   def device(self) -> dict[str, Any]:
