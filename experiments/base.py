@@ -113,7 +113,9 @@ def model_config(
   m.d_model = d_model  # width of the residual stream
   m.num_heads = num_heads  # attention heads, and GDN heads
   m.blocks = blocks  # the block pattern, one kind ("gdn" or "attn") per layer
-  m.window = config_dict.FieldReference(window, field_type=int)  # L = eviction period; None: never
+  # A reference to task.window, so that one --config.task.window override moves both.
+  ref = config_dict.FieldReference(None, int) if window is None else task.get_ref("window")
+  m.window = ref  # L = eviction period, tied to task.window; None: never evicts (full attention)
   m.sleep_passes = n  # N, passes over each evicted window, wake pass included (1: no sleep)
   m.sleep_input = "hidden"  # what sleep passes 2..N read: "hidden" (recurrent depth) or "tokens"
   m.sleep_start = "carry"  # each sleep pass starts from the previous pass's fast weights

@@ -22,6 +22,7 @@ are evaluated on exactly the same examples.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -43,6 +44,12 @@ from sleepnet.tasks import datasets
 
 EVAL_FILE = "eval.json"
 SPLITS = task_base.SPLITS
+
+
+def config_digest(config: ml_collections.ConfigDict) -> str:
+  """The SHA-256 of a config's canonical JSON (sorted keys): equal configs, equal digests."""
+  text = json.dumps(json.loads(config.to_json()), sort_keys=True, separators=(",", ":"))
+  return hashlib.sha256(text.encode()).hexdigest()
 
 
 def eval_dataset(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Any:
@@ -193,7 +200,8 @@ def evaluate(
     The report written to eval.json: {"step", "task", "model_kind", "train_sleep_passes", "split",
     "eval_set": {"dir", "num_examples"}, "sleep_passes", "results": {str(N): {"exact_match",
     "token_accuracy", "num_examples", "by_difficulty": {str(d): {...}}}}, "device": {"platform",
-    "device_kind", "count", "jax"}, "wall_time_s"}.
+    "device_kind", "count", "jax"}, "wall_time_s", "config_sha256"}; config_sha256 identifies
+    the evaluated run's config (`config_digest`), so reports can be matched to their runs.
 
   Raises:
     ValueError: a bad split or N.
@@ -244,9 +252,13 @@ def evaluate(
       "jax": jax.__version__,
     },
     "wall_time_s": time.perf_counter() - started,
+    "config_sha256": config_digest(config),
   }
   if jax.process_index() == 0:
-    (workdir / EVAL_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    # Write-then-rename: a reader (or a killed evaluation) never sees half a report.
+    tmp = workdir / f".{EVAL_FILE}.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, workdir / EVAL_FILE)
   logging.info(
     "evaluation of %s at step %d (%s split, %d examples):\n%s",
     workdir,

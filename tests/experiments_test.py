@@ -102,3 +102,18 @@ def test_smoke_is_small(name):
   c = load(name).get_config("smoke")
   assert c.num_steps <= 50 and c.batch_size <= 16 and c.model.d_model <= 32
   assert c.eval.num_test <= 64 and c.eval.at_end
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_a_task_window_override_moves_the_model_window(name):
+  config = load(name).get_config("model=hybrid")
+  config.lock()  # as config_flags holds it while it applies --config.task.window=...
+  window = 2 * config.task.window  # wider windows fit any task's facts
+  config.task.window, config.task.seq_len = window, 3 * window
+  assert config.model.window == window
+  model, task = train.resolve(config)
+  assert model.window == task.window == window
+  # Full attention keeps no window whatever the task's is.
+  full = load(name).get_config("model=transformer_full")
+  full.task.window = window
+  assert full.model.window is None

@@ -128,3 +128,41 @@ def test_every_builder_has_named_variants(tmp_path):
         assert str(getattr(config, key)) == value, (task, name, key)
   steps = datasets.Rule110Dataset(config="steps_before_eviction", data_dir=str(tmp_path))
   assert steps.task_config.show_steps_before_eviction
+
+
+def test_concurrent_prepares_wait_for_one_builder(tmp_path):
+  """Evaluations running side by side share data_dir: a prepare waits while another process
+  holds the build lock, and several at once all end with the same readable dataset."""
+  import fcntl
+  import threading
+
+  tfds.display_progress_bar(False)
+  kwargs = dict(seed=3, num_train=6, num_test=3, data_dir=str(tmp_path))
+  overrides = {"width": "8", "t_max": "3"}
+  results, errors = [], []
+
+  def prepare():
+    try:
+      results.append(datasets.prepare("rule110", overrides, **kwargs).data_dir)
+    except Exception as e:  # reported by the assertion below
+      errors.append(e)
+
+  with open(tmp_path / ".prepare-rule110.lock", "w") as held:
+    fcntl.flock(held, fcntl.LOCK_EX)  # as if another evaluation were building
+    waiting = threading.Thread(target=prepare)
+    waiting.start()
+    waiting.join(timeout=1.0)
+    assert waiting.is_alive() and not results  # blocked on the lock
+    fcntl.flock(held, fcntl.LOCK_UN)
+  waiting.join(timeout=120)
+  threads = [threading.Thread(target=prepare) for _ in range(3)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(timeout=120)
+  assert not errors and len(results) == 4 and len(set(results)) == 1
+  source = datasets.data_source(datasets.prepare("rule110", overrides, **kwargs), "test")
+  cfg = config_from_overrides("rule110", overrides)
+  np.testing.assert_array_equal(
+    source[2]["tokens"], get_task("rule110").generate(cfg, 3, 2, "test").tokens
+  )

@@ -16,9 +16,12 @@ int32, "index" int64, and "text" and "facts" (JSON of the structured facts) as b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -217,6 +220,25 @@ BUILDERS: dict[str, type[TaskDatasetBuilder]] = {
 }
 
 
+@contextlib.contextmanager
+def _prepare_lock(data_dir: str, task: str) -> Iterator[None]:
+  """An exclusive lock on a local data_dir while a dataset is built (remote paths: no lock).
+
+  Concurrent evaluations on one machine share data_dir: one process builds a dataset while the
+  others wait and then find it built (TFDS alone races on the rename of its temporary directory).
+  """
+  if "://" in data_dir:  # e.g. gs://: no flock there; multi-host runs build on process 0 only
+    yield
+    return
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, f".prepare-{task}.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def prepare(
   task: str,
   overrides: Mapping[str, Any] | None = None,
@@ -229,8 +251,9 @@ def prepare(
   """Builds (or finds already built) a task dataset under `data_dir` and returns its builder."""
   registry.get_task(task)  # a clear error for unknown names
   config = builder_config(task, overrides, seed=seed, num_train=num_train, num_test=num_test)
-  builder = BUILDERS[task](config=config, data_dir=data_dir, file_format="array_record")
-  builder.download_and_prepare()
+  with _prepare_lock(data_dir, task):
+    builder = BUILDERS[task](config=config, data_dir=data_dir, file_format="array_record")
+    builder.download_and_prepare()
   return builder
 
 
