@@ -148,6 +148,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()  # sleepnet.ModelConfig fields (see model_config)
   c.stage = 0  # two-stage training: 0 single stage, 1 (N = 1), 2 (N > 1 from init_from)
   c.init_from = ""  # workdir whose latest parameters start this run ("": random init)
+  c.train_sleep_passes = ()  # N drawn per step from these (e.g. (1, 2, 4)); (): model's N
 
   c.batch_size = 64  # global batch, split over the "data" mesh axis and the processes
   c.num_steps = 4000  # optimizer steps

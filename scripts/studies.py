@@ -43,6 +43,7 @@ class Variant:
     passes: the experiment's `passes=` argument (N of `sleep`, the depth factor of `deep`).
     train_passes: N used in training (1 for everything but `sleep`).
     model_overrides: extra `config.model.*` values (sleep_input, sleep_start).
+    config_overrides: extra top-level `config.*` values (train_sleep_passes).
     show_steps: Rule 110 only: t is shown next to x0, before eviction.
     two_stage: train N = 1 for `Scale.two_stage_fraction` of the steps, then N = passes from
       those weights (fresh optimizer) for the rest; the same total number of steps.
@@ -55,6 +56,7 @@ class Variant:
   passes: int = 4
   train_passes: int = 1
   model_overrides: tuple[tuple[str, Any], ...] = ()
+  config_overrides: tuple[tuple[str, Any], ...] = ()
   show_steps: bool = False
   two_stage: bool = False
   group: str = "main"
@@ -100,6 +102,15 @@ VARIANTS: Mapping[str, Variant] = {
       passes=4,
       train_passes=4,
       two_stage=True,
+      group="ablation",
+    ),
+    Variant(
+      "sleep4_mix",
+      "sleep, N = 4, trained at N drawn from {1, 2, 4}",
+      "sleep",
+      passes=4,
+      train_passes=4,
+      config_overrides=(("train_sleep_passes", (1, 2, 4)),),
       group="ablation",
     ),
     Variant("hybrid_show_t", "hybrid, N = 1, t shown", "hybrid", show_steps=True, group="show_t"),
@@ -242,7 +253,7 @@ STUDIES: Mapping[str, Study] = {
       ),
       scales={
         "ci": Scale(
-          variants=("transformer", "hybrid", "sleep4"),
+          variants=("transformer", "hybrid", "sleep4", "sleep4_mix"),
           d_model=32,
           num_heads=2,
           task=dict(window=9, seq_len=18, width=8, t_min=1, t_max=2),
@@ -252,7 +263,14 @@ STUDIES: Mapping[str, Study] = {
         # Measured alone on the 2-core CPU: 0.06-0.36 s/step (1.78 s for one step of every
         # variant); two seeds side by side cost about 1.47x one alone: ~100 min per study.
         "cpu": Scale(
-          variants=(*MAIN, "sleep4_tokens", "sleep4_fresh", "hybrid_show_t", "sleep4_show_t"),
+          variants=(
+            *MAIN,
+            "sleep4_tokens",
+            "sleep4_fresh",
+            "sleep4_mix",
+            "hybrid_show_t",
+            "sleep4_show_t",
+          ),
           seeds=(0, 1),
           num_steps=2000,
           batch_size=64,
@@ -274,6 +292,7 @@ STUDIES: Mapping[str, Study] = {
             *GPU_VARIANTS,
             "sleep4_tokens",
             "sleep4_fresh",
+            "sleep4_mix",
             "hybrid_show_t",
             "sleep4_show_t",
           ),
@@ -606,6 +625,7 @@ def overrides(
     # config, so a task window override must be repeated for the model (full attention: None).
     out.append(("model.window", task["window"]))
   out += [(f"model.{k}", v) for k, v in variant.model_overrides]
+  out += list(variant.config_overrides)
   out += [
     ("eval.at_end", False),  # evaluated by `python -m sleepnet.evaluate` with the N sweep
     ("eval.num_test", scale.num_test),

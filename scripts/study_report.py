@@ -39,6 +39,7 @@ COLORS = {
   "deep4": "#2ca02c",
   "sleep4_tokens": "#e377c2",
   "sleep4_fresh": "#8c564b",
+  "sleep4_mix": "#ff9896",
   "sleep4_2stage": "#bcbd22",
   "hybrid_show_t": "#1f77b4",
   "sleep4_show_t": "#d62728",

@@ -197,7 +197,8 @@ def evaluate(
     config: the run's config; None reads DIR/config.json.
 
   Returns:
-    The report written to eval.json: {"step", "task", "model_kind", "train_sleep_passes", "split",
+    The report written to eval.json: {"step", "task", "model_kind", "train_sleep_passes",
+    "train_sleep_passes_mixture", "split",
     "eval_set": {"dir", "num_examples"}, "sleep_passes", "results": {str(N): {"exact_match",
     "token_accuracy", "num_examples", "by_difficulty": {str(d): {...}}}}, "device": {"platform",
     "device_kind", "count", "jax"}, "wall_time_s", "config_sha256"}; config_sha256 identifies
@@ -240,6 +241,7 @@ def evaluate(
     "task": config.task_name,
     "model_kind": config.model_kind,
     "train_sleep_passes": model_config.sleep_passes,
+    "train_sleep_passes_mixture": list(config.train_sleep_passes),  # []: trained at that N only
     "split": split,
     "eval_set": {"dir": str(builder.data_dir), "num_examples": len(source)},
     "sleep_passes": list(sleep_passes),

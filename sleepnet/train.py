@@ -104,6 +104,12 @@ def resolve(
       f"config.optimizer.warmup_steps={config.optimizer.warmup_steps} must be in "
       f"0..num_steps-1={config.num_steps - 1}"
     )
+  mixture = tuple(config.train_sleep_passes)
+  if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in mixture):
+    raise ConfigError(
+      f"config.train_sleep_passes={mixture} must be positive ints (N values drawn per step), "
+      "or () to always train at config.model.sleep_passes"
+    )
   if config.stage == 2 and not config.init_from:
     raise ConfigError("config.stage=2 continues a stage-1 run: set init_from=<stage-1 workdir>")
   return model, task
@@ -253,34 +259,54 @@ def answer_stats(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> dict
   }
 
 
+def train_passes(config: ml_collections.ConfigDict, step: int) -> int | None:
+  """The sleep passes N of training step `step` (1-based).
+
+  None (the model's own `config.model.sleep_passes`) unless `config.train_sleep_passes` lists N
+  values; then one of them, drawn uniformly from a generator seeded by (seed, step) alone, so a
+  resumed run draws the same N at every step.
+  """
+  mixture = tuple(config.train_sleep_passes)
+  if not mixture:
+    return None
+  rng = np.random.default_rng([config.seed, step, 0x5EE9])
+  return int(mixture[rng.integers(len(mixture))])
+
+
 def make_train_step(
   config: ml_collections.ConfigDict,
   graphdef: nnx.GraphDef,
   tx: optax.GradientTransformation,
   mesh: jax.sharding.Mesh,
   state_shardings: Any,
-) -> Callable[[State, Mapping[str, jax.Array]], tuple[State, dict[str, jax.Array]]]:
-  """The jitted train step `(state, batch) -> (state, metrics)`; `state` is donated.
+) -> Callable[..., tuple[State, dict[str, jax.Array]]]:
+  """The jitted train step `(state, batch, passes=None) -> (state, metrics)`; `state` is donated.
 
-  `batch` holds "tokens" int32 [B, T] and "loss_mask" bool [B, T], split over "data". Metrics are
-  replicated scalars: loss, accuracy (answer tokens), exact_match (examples), grad_norm.
+  `batch` holds "tokens" int32 [B, T] and "loss_mask" bool [B, T], split over "data". `passes`
+  (static: one compiled program per value) overrides the model's N for this step (see
+  `train_passes`). Metrics are replicated scalars: loss, accuracy (answer tokens), exact_match
+  (examples), grad_norm, sleep_passes (the N this step trained with).
   """
   seed = config.seed
+  default_passes = config.model.sleep_passes
 
-  def loss_fn(params: Any, batch: Mapping[str, jax.Array], key: jax.Array) -> Any:
+  def loss_fn(params: Any, batch: Mapping[str, jax.Array], key: jax.Array, passes: int) -> Any:
     del key  # the model has no dropout; stochastic layers would draw from this per-step key
     model = nnx.merge(graphdef, params)
     tokens = batch["tokens"]
-    logits = model(tokens[:, :-1])  # N = config.model.sleep_passes
+    logits = model(tokens[:, :-1], sleep_passes=passes)
     stats = answer_stats(logits, tokens[:, 1:], batch["loss_mask"][:, 1:])
     loss = stats["ce"].sum() / jnp.maximum(stats["count"].sum(), 1.0)
     return loss, stats
 
-  def step(state: State, batch: Mapping[str, jax.Array]) -> tuple[State, dict[str, jax.Array]]:
+  def step(
+    state: State, batch: Mapping[str, jax.Array], passes: int | None = None
+  ) -> tuple[State, dict[str, jax.Array]]:
     # Randomness is a function of (seed, step) only, so a resumed run repeats it exactly.
     key = jax.random.fold_in(jax.random.key(seed), state["step"])
+    passes = default_passes if passes is None else passes
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, stats), grads = grad_fn(state["params"], batch, key)
+    (loss, stats), grads = grad_fn(state["params"], batch, key, passes)
     updates, opt = tx.update(grads, state["opt"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     has_answer = (stats["count"] > 0).astype(jnp.float32)
@@ -289,12 +315,14 @@ def make_train_step(
       "accuracy": stats["correct"].sum() / jnp.maximum(stats["count"].sum(), 1.0),
       "exact_match": stats["exact"].sum() / jnp.maximum(has_answer.sum(), 1.0),
       "grad_norm": optax.tree.norm(grads),
+      "sleep_passes": jnp.float32(passes),
     }
     return {"params": params, "opt": opt, "step": state["step"] + 1}, out
 
   return jax.jit(
     step,
     donate_argnums=0,
+    static_argnames="passes",
     out_shardings=(state_shardings, sharding.replicated(mesh)),
   )
 
@@ -373,12 +401,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         "initialised parameters from %s (step %d); fresh optimizer", config.init_from, from_step
       )
   logging.info(
-    "%s on %s, model %s (%s, N=%d), %d parameters; %s",
+    "%s on %s, model %s (%s, N=%s), %d parameters; %s",
     config.task_name,
     dict(mesh.shape),
     config.model_kind,
     "/".join(model_config.blocks),
-    model_config.sleep_passes,
+    (
+      f"drawn per step from {tuple(config.train_sleep_passes)}"
+      if config.train_sleep_passes
+      else model_config.sleep_passes
+    ),
     sum(x.size for x in jax.tree.leaves(state["params"])),
     sharding.describe(state["params"]),
   )
@@ -394,7 +426,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     for step in range(start + 1, config.num_steps + 1):
       batch = next(data)
       batch = sharding.put_batch({k: batch[k] for k in ("tokens", "loss_mask")}, mesh)
-      state, step_metrics = train_step(state, batch)
+      state, step_metrics = train_step(state, batch, passes=train_passes(config, step))
       pending.append((step, step_metrics))
       final = step == config.num_steps
       report = step % config.log_every == 0 or final

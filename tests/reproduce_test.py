@@ -242,6 +242,8 @@ def test_every_command_of_the_scale_table_resolves(study, scale, tmp_path):
         assert model.sleep_passes == variant.train_passes
       for k, v in variant.model_overrides:
         assert getattr(model, k) == v
+      for k, v in variant.config_overrides:
+        assert tuple(config[k]) == v if isinstance(v, tuple) else config[k] == v
       assert task.show_steps_before_eviction if variant.show_steps else True
       assert f"--workdir={stage.workdir}" in stage.argv
     assert run.directory == tmp_path / study / scale / run.variant / f"seed{run.seed}"

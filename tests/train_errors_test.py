@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 import tiny_run
@@ -63,8 +64,42 @@ def test_model_window_must_match_the_task_window(tmp_path):
   with pytest.raises(
     train.ConfigError, match=r"model.window=16 does not match config.task.window=9"
   ):
-    train.train_and_evaluate(tiny_config(**{"model.window": 16}), str(tmp_path))
+    # The experiments tie model.window to task.window; a config built otherwise can differ.
+    config = tiny_config()
+    config.model = ml_collections.ConfigDict(config.model.to_dict())
+    config.model.window = 16
+    train.train_and_evaluate(config, str(tmp_path))
   assert not (tmp_path / "config.json").exists()  # refused before touching the workdir
+
+
+def test_train_sleep_passes_must_be_positive_ints(tmp_path):
+  for bad in ((0, 2), (1, "2"), (True,)):
+    with pytest.raises(train.ConfigError, match=r"config.train_sleep_passes=.* positive ints"):
+      train.train_and_evaluate(tiny_config(train_sleep_passes=bad), str(tmp_path))
+
+
+def test_train_passes_are_drawn_per_step_from_seed_and_step():
+  config = tiny_config(train_sleep_passes=(1, 2, 4))
+  draws = [train.train_passes(config, step) for step in range(1, 301)]
+  assert draws == [train.train_passes(config, step) for step in range(1, 301)]  # resumable
+  assert {1: 100, 2: 100, 4: 100}.keys() == set(draws)
+  assert all(60 < draws.count(n) < 140 for n in (1, 2, 4))  # uniform: 100 +- 4 sd
+  other = [
+    train.train_passes(tiny_config(seed=1, train_sleep_passes=(1, 2, 4)), s) for s in range(1, 301)
+  ]
+  assert other != draws
+  assert train.train_passes(tiny_config(), 7) is None  # (): the model's own N
+
+
+def test_a_mixture_run_trains_each_step_at_its_drawn_n(tmp_path):
+  config = tiny_config(
+    train_sleep_passes=(1, 2), num_steps=8, checkpoint_every=8, **{"optimizer.warmup_steps": 1}
+  )
+  train.train_and_evaluate(config, str(tmp_path))
+  records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  logged = {r["step"]: r["sleep_passes"] for r in records}
+  assert logged == {s: train.train_passes(config, s) for s in range(1, 9)}
+  assert set(logged.values()) == {1, 2}
 
 
 def test_window_larger_than_the_sequence(tmp_path):
