@@ -709,10 +709,12 @@ def write_index(out_dir: pathlib.Path) -> None:
       if merged["missing"]:
         details.append(f"  - not run yet: {', '.join(merged['missing'])}")
       settings = merged["settings"] or {}
+      task = ", ".join(f"{k}={v}" for k, v in (settings.get("task") or {}).items())
       tried = (
         f"{', '.join(merged['variants'])} at {settings.get('num_steps')} steps, batch "
-        f"{settings.get('batch_size')}, d_model {settings.get('d_model')}, seeds "
-        f"{settings.get('seeds')}"
+        f"{settings.get('batch_size')}, lr {settings.get('lr')} (warmup "
+        f"{settings.get('warmup_steps')}, cosine), d_model {settings.get('d_model')}, seeds "
+        f"{settings.get('seeds')}, task {task}"
       )
       for v in merged["verdicts"]:
         if v["status"] == verdicts_lib.FAIL:
