@@ -648,7 +648,62 @@ def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> di
   write_json(study_dir / "results.json", results)
   (study_dir / "README.md").write_text(study_markdown(study, results))
   write_index(out_dir)
+  if out_dir.resolve() == (studies.ROOT / "results").resolve():
+    # Only the committed results speak for the repository's README (not ci or scratch merges).
+    update_readme_summary(studies.ROOT / "README.md", out_dir)
   return results
+
+
+SUMMARY_BEGIN = "<!-- reproduction summary: written by scripts/reproduce.py --merge -->"
+SUMMARY_END = "<!-- end of reproduction summary -->"
+
+
+def summary_lines(out_dir: pathlib.Path) -> list[str]:
+  """Three lines for the top-level README: what reproduced, what did not, what is not judged.
+
+  Read from every results/<study>/results.json present; each line names study, scale and device.
+  """
+  passed, failed, unjudged = [], [], []
+  for name in studies.STUDIES:
+    path = out_dir / name / "results.json"
+    scales = json.loads(path.read_text())["scales"] if path.exists() else {}
+    for scale_name in ("cpu", "gpu"):
+      merged = scales.get(scale_name)
+      if not merged or merged["status"] != "results":
+        unjudged.append(f"{name} [{scale_name}]")
+        continue
+      where = f"{name} [{scale_name}, {', '.join(merged['devices'])}]"
+      for bucket, status in ((passed, verdicts_lib.PASS), (failed, verdicts_lib.FAIL)):
+        ids = [v["id"] for v in merged["verdicts"] if v["status"] == status]
+        if ids:
+          bucket.append(f"{where} ({', '.join(ids)})")
+      if any(v["status"] == verdicts_lib.NOT_JUDGED for v in merged["verdicts"]):
+        unjudged.append(f"{name} [{scale_name}] (some verdicts)")
+  links = ", ".join(
+    f"[{n}](results/{n}/README.md)" for n in studies.STUDIES if (out_dir / n / "README.md").exists()
+  )
+  return [
+    "- **Reproduced** (PASS): " + ("; ".join(passed) or "nothing yet") + ".",
+    "- **Not reproduced** (FAIL): " + ("; ".join(failed) or "nothing yet") + ".",
+    "- **Not yet judged**: "
+    + ("; ".join(unjudged) or "nothing")
+    + ". Verdicts (a)-(d), numbers and figures: [results/README.md](results/README.md)"
+    + (f"; per study: {links}." if links else "."),
+  ]
+
+
+def update_readme_summary(readme: pathlib.Path, out_dir: pathlib.Path) -> bool:
+  """Rewrites the block between SUMMARY_BEGIN and SUMMARY_END of `readme` from `out_dir`.
+
+  Returns whether the file has the block (a README without it is left alone).
+  """
+  text = readme.read_text()
+  start, end = text.find(SUMMARY_BEGIN), text.find(SUMMARY_END)
+  if start < 0 or end < start:
+    return False
+  block = "\n".join([SUMMARY_BEGIN, *summary_lines(out_dir), SUMMARY_END])
+  readme.write_text(text[:start] + block + text[end + len(SUMMARY_END) :])
+  return True
 
 
 def verdict_lines(results: Mapping[str, Any]) -> list[str]:

@@ -18,6 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "reproduce.py"
 sys.path.insert(0, str(ROOT / "scripts"))  # the script's helper modules
 import studies  # noqa: E402
+import study_report  # noqa: E402
 import verdicts  # noqa: E402
 
 STUDIES = tuple(studies.STUDIES)
@@ -162,6 +163,32 @@ def test_merge_alone_rewrites_results_from_slices(ci):
   log = reproduce("--study", "gsm_symbolic", "--merge", "--out", str(ci["out"]))
   assert "merged into" in log and path.exists()
   assert json.loads(path.read_text())["scales"]["ci"]["status"] == "results"
+
+
+def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
+  # The ci results of rule110, presented as if they were a cpu scale (verdicts as they came out).
+  results = json.loads((ci["out"] / "rule110" / "results.json").read_text())
+  results["scales"] = {"cpu": results["scales"]["ci"]}
+  (tmp_path / "rule110").mkdir()
+  (tmp_path / "rule110" / "results.json").write_text(json.dumps(results))
+  (tmp_path / "rule110" / "README.md").write_text("page")
+  lines = study_report.summary_lines(tmp_path)
+  assert len(lines) == 3
+  for v in results["scales"]["cpu"]["verdicts"]:
+    line = {"PASS": lines[0], "FAIL": lines[1], "not yet judged": lines[2]}[v["status"]]
+    assert "rule110 [cpu" in line, (v, line)
+  for other in ("rule110 [gpu]", "depo [cpu]", "depo [gpu]", "gsm_realistic [gpu]"):
+    assert other in lines[2]
+  assert "[rule110](results/rule110/README.md)" in lines[2]
+  readme = tmp_path / "README.md"
+  readme.write_text(f"intro\n{study_report.SUMMARY_BEGIN}\nold\n{study_report.SUMMARY_END}\nrest\n")
+  assert study_report.update_readme_summary(readme, tmp_path)
+  text = readme.read_text()
+  assert text.startswith("intro\n") and text.endswith("rest\n") and "old" not in text
+  assert "\n".join(lines) in text
+  # The repository's README has the block, and it states what results/ holds now.
+  top = (ROOT / "README.md").read_text()
+  assert "\n".join(study_report.summary_lines(ROOT / "results")) in top
 
 
 def test_a_run_directory_of_another_run_is_refused(ci):
