@@ -211,6 +211,8 @@ def merge_scale(
   for s in ok:
     for d in s.get("devices", []):
       text = f"{d.get('platform')} / {d.get('device_kind')} (x{d.get('count', '?')})"
+      if d.get("platform") == "cpu" and d.get("host_cpu"):
+        text = f"cpu: {d['host_cpu']}, {d.get('host_cores', '?')} cores"
       if text not in devices:
         devices.append(text)
     commit = (s.get("git") or {}).get("commit", "unknown")

@@ -46,6 +46,22 @@ class CheckpointError(RuntimeError):
   """A workdir or checkpoint that cannot be used; the message names the path."""
 
 
+# Config keys added after runs had been saved without them, each with the value that does what
+# those older runs did, so that an older run directory still resumes and evaluates. This is a
+# versioned migration of saved configs, not a default for configs being built.
+ADDED_KEYS: dict[str, Any] = {
+  "train_sleep_passes": [],  # before it, every step trained at config.model.sleep_passes
+}
+
+
+def upgrade_config(data: Mapping[str, Any]) -> dict[str, Any]:
+  """A saved config (JSON data) with every key of ADDED_KEYS it lacks, at its old behaviour."""
+  out = dict(data)
+  for key, value in ADDED_KEYS.items():
+    out.setdefault(key, value)
+  return out
+
+
 def config_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The config as plain JSON data (tuples become lists, placeholders None)."""
   return json.loads(json.dumps(config.to_dict()))
@@ -109,7 +125,7 @@ def claim_workdir(workdir: str | os.PathLike, config: ml_collections.ConfigDict)
   path = workdir / CONFIG_FILE
   current = config_json(config)
   if path.exists():
-    diff = config_diff(_read_json(path), current)
+    diff = config_diff(upgrade_config(_read_json(path)), current)
     if diff and saved_steps(workdir):
       raise CheckpointError(
         f"workdir {workdir} holds a run with a different config ({path}):\n  "
@@ -122,8 +138,9 @@ def claim_workdir(workdir: str | os.PathLike, config: ml_collections.ConfigDict)
 
 
 def load_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict:
-  """The config a run in `workdir` was launched with (from DIR/config.json)."""
-  return ml_collections.ConfigDict(_read_json(pathlib.Path(workdir) / CONFIG_FILE))
+  """The config a run in `workdir` was launched with (from DIR/config.json, upgraded: see
+  ADDED_KEYS)."""
+  return ml_collections.ConfigDict(upgrade_config(_read_json(pathlib.Path(workdir) / CONFIG_FILE)))
 
 
 def manager(workdir: str | os.PathLike, *, max_to_keep: int | None) -> ocp.CheckpointManager:

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import pathlib
+import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -44,6 +45,17 @@ from sleepnet.tasks import datasets
 
 EVAL_FILE = "eval.json"
 SPLITS = task_base.SPLITS
+
+
+def host_cpu() -> str:
+  """The host's CPU model (from /proc/cpuinfo on Linux), for reports of CPU-only runs."""
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        return line.partition(":")[2].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine() or "unknown"
 
 
 def config_digest(config: ml_collections.ConfigDict) -> str:
@@ -201,8 +213,9 @@ def evaluate(
     "train_sleep_passes_mixture", "split",
     "eval_set": {"dir", "num_examples"}, "sleep_passes", "results": {str(N): {"exact_match",
     "token_accuracy", "num_examples", "by_difficulty": {str(d): {...}}}}, "device": {"platform",
-    "device_kind", "count", "jax"}, "wall_time_s", "config_sha256"}; config_sha256 identifies
-    the evaluated run's config (`config_digest`), so reports can be matched to their runs.
+    "device_kind", "count", "jax", "host_cpu", "host_cores"}, "wall_time_s", "config_sha256"};
+    config_sha256 identifies the evaluated run's config (`config_digest`), so reports can be
+    matched to their runs.
 
   Raises:
     ValueError: a bad split or N.
@@ -252,6 +265,8 @@ def evaluate(
       "device_kind": jax.devices()[0].device_kind,
       "count": jax.device_count(),
       "jax": jax.__version__,
+      "host_cpu": host_cpu(),
+      "host_cores": os.cpu_count(),
     },
     "wall_time_s": time.perf_counter() - started,
     "config_sha256": config_digest(config),

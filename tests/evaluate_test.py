@@ -70,6 +70,7 @@ def test_eval_json_has_the_breakdown_by_difficulty_and_n(trained):
   assert report["step"] == 100 and report["split"] == "test" and report["task"] == "rule110"
   assert report["sleep_passes"] == [1, 2] and list(report["results"]) == ["1", "2"]
   assert report["device"]["platform"] == "cpu" and report["wall_time_s"] > 0
+  assert report["device"]["host_cores"] == os.cpu_count() and report["device"]["host_cpu"]
   config = checkpoint.load_config(trained)
   assert report["config_sha256"] == evaluation.config_digest(config)
   config.num_steps += 1

@@ -131,6 +131,22 @@ def test_workdir_with_a_different_config_is_refused(trained, tmp_path):
   assert out["step"] == 100
 
 
+def test_a_run_saved_before_a_config_key_existed_still_resumes_and_evaluates(trained, tmp_path):
+  old = tmp_path / "old_run"
+  shutil.copytree(trained, old)
+  data = json.loads((old / "config.json").read_text())
+  for key in checkpoint.ADDED_KEYS:
+    del data[key]  # as a run saved before the key was added
+  (old / "config.json").write_text(json.dumps(data))
+  assert checkpoint.load_config(old).train_sleep_passes == []
+  report = evaluation.evaluate(old, sleep_passes=(1,))
+  assert report["train_sleep_passes_mixture"] == []
+  out = train.train_and_evaluate(tiny_config(), str(old))  # not refused as another run
+  assert out["step"] == 100
+  # The upgrade adds what is missing and never changes a saved value.
+  assert checkpoint.upgrade_config({"train_sleep_passes": [1, 2]})["train_sleep_passes"] == [1, 2]
+
+
 def test_a_workdir_without_checkpoints_takes_a_new_config(tmp_path):
   checkpoint.claim_workdir(tmp_path, tiny_config())  # a run stopped before its first save
   checkpoint.claim_workdir(tmp_path, tiny_config(**{"optimizer.lr": 0.1}))
