@@ -477,9 +477,13 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     lines += [
       f"Budget (every variant): {settings['num_steps']} steps, batch {settings['batch_size']}, "
       f"d_model {settings['d_model']}, {settings['num_heads']} heads, lr {settings['lr']}, "
-      f"seeds {list(settings['seeds'])}; task: {task}; {settings['num_test']} evaluation examples; "
-      f"two-stage option (variant sleep4_2stage): N = 1 for the first "
-      f"{settings['two_stage_fraction']:.0%} of the steps, then N = 4 from those weights.",
+      f"seeds {list(settings['seeds'])}; task: {task}; {settings['num_test']} evaluation examples"
+      + (
+        f"; two-stage (variant sleep4_2stage): N = 1 for the first "
+        f"{settings['two_stage_fraction']:.0%} of the steps, then N = 4 from those weights."
+        if "sleep4_2stage" in settings["variants"]
+        else "."
+      ),
       "",
       f"*{settings['note']}*",
       "",
