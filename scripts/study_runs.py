@@ -388,8 +388,14 @@ def _write_slice(
   eval_report = _read_json(run.eval_workdir / "eval.json") if status == "ok" else None
   source = sessions[-1]["device"].get("source", "") if sessions else ""
   if isinstance(eval_report, Mapping) and isinstance(eval_report.get("device"), Mapping):
-    # Once the evaluator records its device in eval.json, that is the first-hand answer.
-    devices = [dict(eval_report["device"]), *(d for d in devices if d != eval_report["device"])]
+    # Once the evaluator records its device in eval.json, that is the first-hand answer; a probed
+    # device of the same platform, kind and count is the same device described with fewer fields.
+    evaluated = dict(eval_report["device"])
+    same = ("platform", "device_kind", "count")
+    devices = [
+      evaluated,
+      *(d for d in devices if any(d.get(k) != evaluated.get(k) for k in same)),
+    ]
     source = "eval.json (recorded by the evaluating process)"
   report = {
     "schema": SLICE_SCHEMA,
