@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from sleepnet import train
+from sleepnet import evaluation, train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "reproduce.py"
@@ -91,7 +91,9 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   )
   ci_results = results["scales"]["ci"]
   assert ci_results["status"] == "results" and ci_results["missing"] == []
-  assert ci_results["devices"] == ["cpu / cpu (x1)"] and "eval.json" in ci_results["device_source"]
+  # One device, named as eval.json describes a CPU host (the probed description is not repeated).
+  host = f"cpu: {evaluation.host_cpu()}, {os.cpu_count()} cores"
+  assert ci_results["devices"] == [host] and "eval.json" in ci_results["device_source"]
   assert ci_results["settings"]["num_steps"] == scale.num_steps
   difficulties = ci_results["difficulties"]
   assert difficulties == sorted(difficulties) and len(difficulties) >= 2
@@ -134,7 +136,7 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   assert "## Scale `ci`" in readme and "| variant | trained N |" in readme
   assert "**No results yet at this scale**" in readme  # cpu and gpu
   index = (ci["out"] / "README.md").read_text()
-  assert f"[{study}]({study}/README.md) | ci | cpu / cpu (x1)" in index
+  assert f"[{study}]({study}/README.md) | ci | {host} |" in index
 
 
 def test_a_second_invocation_skips_finished_runs(ci):
