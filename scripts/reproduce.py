@@ -14,7 +14,10 @@ Every run is `python -m sleepnet.main --config experiments/<exp>.py:<args> --wor
 runs/<study>/<scale>/<variant>/seed<k> --config.KEY=VALUE ...` followed by `python -m
 sleepnet.evaluate --workdir ... --sleep_passes ...`. Rerunning the same command resumes: finished
 runs (eval.json present and matching) are skipped, interrupted ones resume from their checkpoints.
-Each finished run writes results/<study>/slices/<scale>-<variant>-seed<k>.json; `--merge` (and a
+Each finished run writes results/<study>/slices/<scale>-<variant>-seed<k>.json; a run with no run
+directory here whose slice is already there, made by the same commands (a committed slice from an
+earlier session or another machine), is skipped too, so a study longer than a session goes on
+where the committed results stop (delete a slice file to retrain its run). `--merge` (and a
 run of a whole scale, without --only/--seeds) combines every slice present, from any number of
 invocations and machines, into results/<study>/results.json, PNG figures, results/<study>/README.md
 and the index results/README.md, and prints the verdicts as PASS/FAIL lines.

@@ -7,6 +7,10 @@ stage2/ under it) and is resumable at every level:
 
   * eval.json present and matching (final step, every requested N, the configured test set):
     nothing runs; the slice file is (re)written from the workdir;
+  * no such run directory, but a finished slice of the same commands already in the slices
+    directory (trained in another session or on another machine, and committed): nothing runs
+    and the slice is kept as it is, so a study longer than one session resumes from results/
+    (delete the slice file to retrain that run);
   * the final checkpoint present: only the evaluation runs;
   * otherwise the trainer is launched, and resumes from the workdir's latest checkpoint itself.
 
@@ -40,8 +44,9 @@ from studies import ROOT, Run, portable
 SPEC_FILE = "reproduce.json"
 SLICE_SCHEMA = 1
 # Run outcomes.
-SKIPPED, DONE, FAILED, INTERRUPTED, CONFLICT = (
+SKIPPED, RECORDED, DONE, FAILED, INTERRUPTED, CONFLICT = (
   "skipped",
+  "recorded",
   "done",
   "failed",
   "interrupted",
@@ -223,6 +228,14 @@ def _num_test(run: Run) -> int | None:
   return None
 
 
+def recorded(run: Run, ctx: Context, spec: Mapping[str, Any]) -> bool:
+  """Whether the slices directory holds a finished slice of this run, made by the same commands."""
+  report = _read_json(ctx.slices_dir / run.slice_name)
+  return (
+    isinstance(report, Mapping) and report.get("status") == "ok" and report.get("commands") == spec
+  )
+
+
 def _run_subprocess(
   argv: Sequence[str], log_path: pathlib.Path, ctx: Context, env: Mapping[str, str]
 ) -> tuple[int | None, float]:
@@ -316,6 +329,10 @@ def execute(run: Run, ctx: Context) -> str:
     _write_slice(run, ctx, state, status="ok")
     ctx.log(f"{name}: finished before (eval.json matches); skipped")
     return SKIPPED
+
+  if not state_path.exists() and recorded(run, ctx, spec):
+    ctx.log(f"{name}: finished elsewhere ({ctx.slices_dir / run.slice_name}); skipped")
+    return RECORDED
 
   session = {"started": now(), "device": ctx.device(), "git": ctx.git(), "train_s": 0.0}
   state["sessions"].append(session)

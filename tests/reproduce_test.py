@@ -146,6 +146,23 @@ def test_a_second_invocation_skips_finished_runs(ci):
   assert {p: p.stat().st_mtime_ns for p in ci["runs"].rglob("train.log")} == before
 
 
+def test_a_run_recorded_in_a_slice_is_not_retrained_elsewhere(ci, tmp_path):
+  # Another machine (an empty runs directory) with the committed slices: nothing trains again.
+  elsewhere = ["--scale", "ci", "--out", str(ci["out"]), "--runs", str(tmp_path / "runs")]
+  log = reproduce("--study", "depo", *elsewhere)
+  assert "2 runs (recorded: 2)" in log and "training (" not in log and "merged into" in log
+  assert not (tmp_path / "runs").exists()
+  # A slice made by other commands answers nothing: its run trains, and its slice is rewritten.
+  path = ci["out"] / "depo" / "slices" / "ci-hybrid-seed0.json"
+  report = json.loads(path.read_text())
+  commands = report["commands"]
+  report["commands"] = dict(commands, evaluate=[*commands["evaluate"][:-1], "--sleep_passes=9"])
+  path.write_text(json.dumps(report))
+  log = reproduce("--study", "depo", *elsewhere, "--only", "hybrid")
+  assert "1 runs (done: 1)" in log and "training (" in log
+  assert json.loads(path.read_text())["commands"] == commands
+
+
 def test_a_run_without_its_evaluation_is_only_evaluated(ci):
   run = ci["runs"] / "rule110" / "ci" / "hybrid" / "seed0"
   (run / "eval.json").unlink()
