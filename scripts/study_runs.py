@@ -150,16 +150,23 @@ class Context:
       return self._eval_locks.setdefault(key, threading.Lock())
 
 
-def git_info() -> dict[str, Any]:
-  """{"commit": HEAD or "unknown", "dirty": whether tracked or untracked files differ}."""
+def git_info(root: pathlib.Path = ROOT) -> dict[str, Any]:
+  """{"commit": HEAD or "unknown", "dirty": whether tracked or untracked files differ}.
+
+  results/ is left out: it holds what this script writes (slices, merged reports), so a second
+  invocation of a study in the same clone does not call its own outputs uncommitted code.
+  """
 
   def git(*args: str) -> str:
     return subprocess.run(
-      ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+      ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=60
     ).stdout.strip()
 
   try:
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    return {
+      "commit": git("rev-parse", "HEAD"),
+      "dirty": bool(git("status", "--porcelain", "--", ".", ":(exclude)results")),
+    }
   except (subprocess.SubprocessError, OSError):
     return {"commit": "unknown", "dirty": None}
 

@@ -19,6 +19,7 @@ SCRIPT = ROOT / "scripts" / "reproduce.py"
 sys.path.insert(0, str(ROOT / "scripts"))  # the script's helper modules
 import studies  # noqa: E402
 import study_report  # noqa: E402
+import study_runs  # noqa: E402
 import verdicts  # noqa: E402
 
 STUDIES = tuple(studies.STUDIES)
@@ -161,6 +162,23 @@ def test_a_run_recorded_in_a_slice_is_not_retrained_elsewhere(ci, tmp_path):
   log = reproduce("--study", "depo", *elsewhere, "--only", "hybrid")
   assert "1 runs (done: 1)" in log and "training (" in log
   assert json.loads(path.read_text())["commands"] == commands
+
+
+def test_git_state_ignores_the_scripts_own_results(tmp_path):
+  def git(*args):
+    subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+  git("init", "-q")
+  (tmp_path / "code.py").write_text("x = 1\n")
+  git("add", ".")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+  assert study_runs.git_info(tmp_path)["dirty"] is False
+  (tmp_path / "results" / "rule110" / "slices").mkdir(parents=True)
+  (tmp_path / "results" / "rule110" / "slices" / "cpu-hybrid-seed0.json").write_text("{}")
+  assert study_runs.git_info(tmp_path)["dirty"] is False  # a slice written by an earlier run
+  (tmp_path / "code.py").write_text("x = 2\n")
+  info = study_runs.git_info(tmp_path)
+  assert info["dirty"] is True and len(info["commit"]) == 40
 
 
 def test_a_run_without_its_evaluation_is_only_evaluated(ci):
