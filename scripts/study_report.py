@@ -660,17 +660,33 @@ def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> di
   return results
 
 
+# Short names of the verdicts (scripts/verdicts.py defines them), for the README summary.
+VERDICT_NAMES = {
+  "a": "sleep N=4 >= N=1 + 20 points on deep half",
+  "b": "no fall with N",
+  "c": "windowed transformer at chance",
+  "d": "gain grows with depth",
+}
+
+# The figures every merged scale draws (file suffix -> how the README names it).
+FIGURE_LABELS = {
+  "exact_vs_difficulty": "exact match vs difficulty",
+  "learning_curves": "learning curves",
+  "n_sweep": "test-time N",
+}
+
 SUMMARY_BEGIN = "<!-- reproduction summary: written by scripts/reproduce.py --merge -->"
 SUMMARY_END = "<!-- end of reproduction summary -->"
 
 
 def summary_lines(out_dir: pathlib.Path) -> list[str]:
-  """Three lines for the top-level README: what reproduced, what did not, what is not judged.
+  """Lines for the top-level README: what reproduced, what did not, what is not judged, figures.
 
   Read from every results/<study>/results.json present; each line names study, scale and device.
+  The fourth line links every figure the merges drew (absent while there is none).
   """
-  passed, failed, unjudged = [], [], []
-  for name in studies.STUDIES:
+  passed, failed, unjudged, figures = [], [], [], []
+  for name, study in studies.STUDIES.items():
     path = out_dir / name / "results.json"
     scales = json.loads(path.read_text())["scales"] if path.exists() else {}
     for scale_name in ("cpu", "gpu"):
@@ -679,10 +695,18 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
         unjudged.append(f"{name} [{scale_name}]")
         continue
       where = f"{name} [{scale_name}, {', '.join(merged['devices'])}]"
+      drawn = [f for f in FIGURE_LABELS if f"{scale_name}_{f}.png" in merged.get("figures", [])]
+      if drawn:
+        label = {**FIGURE_LABELS, "exact_vs_difficulty": f"exact match vs {study.difficulty}"}
+        figures.append(
+          f"{name} [{scale_name}]: "
+          + ", ".join(f"[{label[f]}](results/{name}/{scale_name}_{f}.png)" for f in drawn)
+        )
       for bucket, status in ((passed, verdicts_lib.PASS), (failed, verdicts_lib.FAIL)):
         ids = [v["id"] for v in merged["verdicts"] if v["status"] == status]
         if ids:
-          bucket.append(f"{where} ({', '.join(ids)})")
+          named = "; ".join(f"{i}: {VERDICT_NAMES.get(i, i)}" for i in ids)
+          bucket.append(f"{where} ({named})")
       if any(v["status"] == verdicts_lib.NOT_JUDGED for v in merged["verdicts"]):
         unjudged.append(f"{name} [{scale_name}] (some verdicts)")
   links = ", ".join(
@@ -695,7 +719,7 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
     + ("; ".join(unjudged) or "nothing")
     + ". Verdicts (a)-(d), numbers and figures: [results/README.md](results/README.md)"
     + (f"; per study: {links}." if links else "."),
-  ]
+  ] + (["- **Figures**: " + "; ".join(figures) + "."] if figures else [])
 
 
 def update_readme_summary(readme: pathlib.Path, out_dir: pathlib.Path) -> bool:

@@ -206,11 +206,19 @@ def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
   # The ci results of rule110, presented as if they were a cpu scale (verdicts as they came out).
   results = json.loads((ci["out"] / "rule110" / "results.json").read_text())
   results["scales"] = {"cpu": results["scales"]["ci"]}
+  drawn = results["scales"]["cpu"]["figures"]
+  assert len(drawn) == 3, drawn
+  results["scales"]["cpu"]["figures"] = [f.replace("ci_", "cpu_", 1) for f in drawn]
   (tmp_path / "rule110").mkdir()
   (tmp_path / "rule110" / "results.json").write_text(json.dumps(results))
   (tmp_path / "rule110" / "README.md").write_text("page")
   lines = study_report.summary_lines(tmp_path)
-  assert len(lines) == 3
+  assert len(lines) == 4
+  # The fourth line links each figure of the scale, by the path the merge wrote it to.
+  assert lines[3].startswith("- **Figures**: rule110 [cpu]: ")
+  for f in results["scales"]["cpu"]["figures"]:
+    assert f"](results/rule110/{f})" in lines[3]
+  assert "[exact match vs t](results/rule110/cpu_exact_vs_difficulty.png)" in lines[3]
   for v in results["scales"]["cpu"]["verdicts"]:
     line = {"PASS": lines[0], "FAIL": lines[1], "not yet judged": lines[2]}[v["status"]]
     assert "rule110 [cpu" in line, (v, line)
