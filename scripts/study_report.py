@@ -156,6 +156,8 @@ def aggregate_variant(
   out["wall_s"] = {
     "train": _stats([s["wall_s"]["train"] for s in slices]),
     "eval": _stats([s["wall_s"]["eval"] for s in slices]),
+    # Lower bounds when a seed's earlier invocation was killed before recording its time.
+    "complete": all(s.get("wall_complete", True) for s in slices),
   }
   step_times = [s["step_time_s"] for s in slices if s.get("step_time_s")]
   out["step_time_s"] = statistics.fmean(step_times) if step_times else None
@@ -527,7 +529,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
       )
     cells.append(fmt(a.get("exact_mean", {}).get("mean")))
     cells.append(f"{a['step_time_s']:.3f}" if a["step_time_s"] else "–")
-    cells.append(f"{a['wall_s']['train']['mean']:.0f}")
+    wall = a["wall_s"]
+    cells.append(f"{'' if wall.get('complete', True) else '≥ '}{wall['train']['mean']:.0f}")
     lines.append("| " + " | ".join(cells) + " |")
   for c in merged["chance"]:
     label = "chance (question only)" + (
@@ -551,7 +554,13 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
   lines += [
     "",
     "Exact match at the training N (mean ± sd over seeds where there are several); "
-    f"mean = the average over {d} in {ds}. Chance: {merged['chance'][0]['definition']}.",
+    f"mean = the average over {d} in {ds}. Chance: {merged['chance'][0]['definition']}."
+    + (
+      " Train wall ≥: a lower bound (an invocation of the run was killed before it could record "
+      "its time; s/step, from the training log, is exact)."
+      if any(not a["wall_s"].get("complete", True) for a in merged["variants"].values())
+      else ""
+    ),
     "",
   ]
 

@@ -243,10 +243,21 @@ def recorded(run: Run, ctx: Context, spec: Mapping[str, Any]) -> bool:
   )
 
 
+# How often a running subprocess's elapsed time is written to reproduce.json, so that a study
+# killed from outside (a session that ends, a lost machine) still records where its time went.
+HEARTBEAT_S = 30.0
+
+
 def _run_subprocess(
-  argv: Sequence[str], log_path: pathlib.Path, ctx: Context, env: Mapping[str, str]
+  argv: Sequence[str],
+  log_path: pathlib.Path,
+  ctx: Context,
+  env: Mapping[str, str],
+  progress: Callable[[float], None] | None = None,
 ) -> tuple[int | None, float]:
   """Runs `python -m ...argv` in the repository, appending its output to `log_path`.
+
+  `progress(elapsed_seconds)` is called every HEARTBEAT_S seconds while the subprocess runs.
 
   Returns:
     (exit status, or None if it was killed at the deadline; wall seconds).
@@ -267,9 +278,17 @@ def _run_subprocess(
     )
     with ctx._lock:
       ctx._children.add(proc)
-    timeout = None if ctx.deadline is None else max(0.0, ctx.deadline - time.monotonic())
     try:
-      code: int | None = proc.wait(timeout=timeout)
+      code: int | None = None
+      while code is None:
+        left = None if ctx.deadline is None else ctx.deadline - time.monotonic()
+        if left is not None and left <= 0:
+          raise subprocess.TimeoutExpired(proc.args, 0)
+        try:
+          code = proc.wait(timeout=HEARTBEAT_S if left is None else min(HEARTBEAT_S, left))
+        except subprocess.TimeoutExpired:
+          if progress is not None:
+            progress(time.monotonic() - start)
     except subprocess.TimeoutExpired:
       # Checkpoints are atomic, so SIGKILL is safe: the next invocation resumes from the last one.
       os.killpg(proc.pid, signal.SIGKILL)
@@ -341,7 +360,13 @@ def execute(run: Run, ctx: Context) -> str:
     ctx.log(f"{name}: finished elsewhere ({ctx.slices_dir / run.slice_name}); skipped")
     return RECORDED
 
-  session = {"started": now(), "device": ctx.device(), "git": ctx.git(), "train_s": 0.0}
+  session = {
+    "started": now(),
+    "device": ctx.device(),
+    "git": ctx.git(),
+    "train_s": 0.0,
+    "heartbeat_s": HEARTBEAT_S,  # its times are written while it runs (see wall_complete)
+  }
   state["sessions"].append(session)
   write_json(state_path, state)
 
@@ -356,9 +381,16 @@ def execute(run: Run, ctx: Context) -> str:
     what = f"stage {i + 1}/{len(run.stages)}, " if len(run.stages) > 1 else ""
     ctx.log(f"{name}: training ({what}{stage.num_steps} steps) -> {stage.workdir}")
     log_path = run.directory / "train.log"
-    code, seconds = _run_subprocess(["sleepnet.main", *stage.argv], log_path, ctx, run.env)
-    session["train_s"] += seconds
-    save_state()
+    before = session["train_s"]
+
+    def trained_for(elapsed: float, before: float = before) -> None:
+      session["train_s"] = before + elapsed
+      save_state()
+
+    code, seconds = _run_subprocess(
+      ["sleepnet.main", *stage.argv], log_path, ctx, run.env, progress=trained_for
+    )
+    trained_for(seconds)
     if code is None:
       ctx.log(f"{name}: stopped at the deadline after {seconds:.0f} s; rerun to resume")
       return INTERRUPTED
@@ -378,9 +410,14 @@ def execute(run: Run, ctx: Context) -> str:
       f"--workdir={portable(run.eval_workdir)}",
       f"--sleep_passes={passes}",
     ]
-    code, seconds = _run_subprocess(argv, log_path, ctx, run.env)
-  session["eval_s"] = session.get("eval_s", 0.0) + seconds
-  save_state()
+    before = session.get("eval_s", 0.0)
+
+    def evaluated_for(elapsed: float) -> None:
+      session["eval_s"] = before + elapsed
+      save_state()
+
+    code, seconds = _run_subprocess(argv, log_path, ctx, run.env, progress=evaluated_for)
+    evaluated_for(seconds)
   if code is None:
     ctx.log(f"{name}: evaluation stopped at the deadline; rerun to resume")
     return INTERRUPTED
@@ -440,6 +477,9 @@ def _write_slice(
       "train": round(state.get("train_s", 0.0), 1),
       "eval": round(state.get("eval_s", 0.0), 1),
     },
+    # False when an earlier invocation was killed before it could write its times down (only
+    # possible for invocations from before HEARTBEAT_S): the wall times are then lower bounds.
+    "wall_complete": all("heartbeat_s" in s or "eval_s" in s for s in sessions[:-1]),
     # The devices of the invocations that trained or evaluated this run (normally one).
     "devices": devices,
     "device_source": source,

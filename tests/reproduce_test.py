@@ -194,6 +194,38 @@ def test_a_run_without_its_evaluation_is_only_evaluated(ci):
   assert len(state["sessions"]) == 2 and state["sessions"][1]["train_s"] == 0
 
 
+def test_a_running_subprocess_writes_its_time_down_as_it_goes(monkeypatch, tmp_path):
+  # A study killed from outside (the session ends) must still have recorded where its time went.
+  monkeypatch.setattr(study_runs, "HEARTBEAT_S", 0.2)
+  ctx = study_runs.Context(runs_dir=tmp_path, slices_dir=tmp_path / "slices")
+  ticks = []
+  argv = ["timeit", "-n1", "-r1", "import time; time.sleep(1.5)"]
+  code, seconds = study_runs._run_subprocess(argv, tmp_path / "x.log", ctx, {}, ticks.append)
+  assert code == 0 and seconds >= 1.5
+  assert len(ticks) >= 3 and ticks == sorted(ticks) and ticks[-1] <= seconds
+
+
+def test_wall_times_of_a_run_killed_before_it_could_record_them_are_lower_bounds(ci):
+  run = ci["runs"] / "gsm_symbolic" / "ci" / "hybrid" / "seed0"
+  state_path = run / "reproduce.json"
+  slice_path = ci["out"] / "gsm_symbolic" / "slices" / "ci-hybrid-seed0.json"
+  state = json.loads(state_path.read_text())
+  assert all("heartbeat_s" in s for s in state["sessions"])
+  assert json.loads(slice_path.read_text())["wall_complete"] is True
+  # An invocation from before the heartbeat, killed while training: no time written down.
+  legacy = {k: v for k, v in state["sessions"][0].items() if k not in ("heartbeat_s", "eval_s")}
+  state["sessions"].insert(0, dict(legacy, train_s=0.0))
+  state_path.write_text(json.dumps(state))
+  reproduce("--study", "gsm_symbolic", *flags(ci), "--only", "hybrid", "--seeds", "0")
+  assert json.loads(slice_path.read_text())["wall_complete"] is False
+  reproduce("--study", "gsm_symbolic", "--merge", "--out", str(ci["out"]))
+  merged = json.loads((ci["out"] / "gsm_symbolic" / "results.json").read_text())
+  assert merged["scales"]["ci"]["variants"]["hybrid"]["wall_s"]["complete"] is False
+  page = (ci["out"] / "gsm_symbolic" / "README.md").read_text()
+  assert re.search(r"^\| hybrid, N = 1 .*\| ≥ \d+ \|$", page, re.M), page
+  assert "Train wall ≥: a lower bound" in page
+
+
 def test_merge_alone_rewrites_results_from_slices(ci):
   path = ci["out"] / "gsm_symbolic" / "results.json"
   path.unlink()
