@@ -219,7 +219,11 @@ def merge_scale(
         devices.append(text)
     commit = (s.get("git") or {}).get("commit", "unknown")
     dirty = (s.get("git") or {}).get("dirty")
-    text = commit[:12] + (" (uncommitted changes)" if dirty else "")
+    changed = (s.get("git") or {}).get("changed")
+    text = commit[:12]
+    if dirty:
+      # Slices from before "changed" was recorded say only that something differed.
+      text += f" (uncommitted: {', '.join(changed)})" if changed else " (uncommitted changes)"
     if text not in commits:
       commits.append(text)
   out["devices"] = devices or ["unknown"]

@@ -151,7 +151,7 @@ class Context:
 
 
 def git_info(root: pathlib.Path = ROOT) -> dict[str, Any]:
-  """{"commit": HEAD or "unknown", "dirty": whether tracked or untracked files differ}.
+  """{"commit": HEAD or "unknown", "dirty": whether files differ, "changed": which (up to 20)}.
 
   results/ is left out: it holds what this script writes (slices, merged reports), so a second
   invocation of a study in the same clone does not call its own outputs uncommitted code.
@@ -160,15 +160,15 @@ def git_info(root: pathlib.Path = ROOT) -> dict[str, Any]:
   def git(*args: str) -> str:
     return subprocess.run(
       ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=60
-    ).stdout.strip()
+    ).stdout
 
   try:
-    return {
-      "commit": git("rev-parse", "HEAD"),
-      "dirty": bool(git("status", "--porcelain", "--", ".", ":(exclude)results")),
-    }
+    commit = git("rev-parse", "HEAD").strip()
+    changed = git("status", "--porcelain", "--", ".", ":(exclude)results").splitlines()
   except (subprocess.SubprocessError, OSError):
     return {"commit": "unknown", "dirty": None}
+  # Which paths differ (the first 20), so a reader can tell changed code from a stray file.
+  return {"commit": commit, "dirty": bool(changed), "changed": [c[3:] for c in changed[:20]]}
 
 
 def now() -> str:

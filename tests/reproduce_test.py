@@ -178,7 +178,7 @@ def test_git_state_ignores_the_scripts_own_results(tmp_path):
   assert study_runs.git_info(tmp_path)["dirty"] is False  # a slice written by an earlier run
   (tmp_path / "code.py").write_text("x = 2\n")
   info = study_runs.git_info(tmp_path)
-  assert info["dirty"] is True and len(info["commit"]) == 40
+  assert info["dirty"] is True and len(info["commit"]) == 40 and info["changed"] == ["code.py"]
 
 
 def test_a_run_without_its_evaluation_is_only_evaluated(ci):
@@ -217,13 +217,18 @@ def test_wall_times_of_a_run_killed_before_it_could_record_them_are_lower_bounds
   state["sessions"].insert(0, dict(legacy, train_s=0.0))
   state_path.write_text(json.dumps(state))
   reproduce("--study", "gsm_symbolic", *flags(ci), "--only", "hybrid", "--seeds", "0")
-  assert json.loads(slice_path.read_text())["wall_complete"] is False
+  report = json.loads(slice_path.read_text())
+  assert report["wall_complete"] is False
+  # The page names what differed from the commit, when the slice recorded it.
+  report["git"] = dict(report["git"], dirty=True, changed=["sleepnet/model.py"])
+  slice_path.write_text(json.dumps(report))
   reproduce("--study", "gsm_symbolic", "--merge", "--out", str(ci["out"]))
   merged = json.loads((ci["out"] / "gsm_symbolic" / "results.json").read_text())
   assert merged["scales"]["ci"]["variants"]["hybrid"]["wall_s"]["complete"] is False
   page = (ci["out"] / "gsm_symbolic" / "README.md").read_text()
   assert re.search(r"^\| hybrid, N = 1 .*\| ≥ \d+ \|$", page, re.M), page
   assert "Train wall ≥: a lower bound" in page
+  assert "(uncommitted: sleepnet/model.py)" in page
 
 
 def test_merge_alone_rewrites_results_from_slices(ci):
