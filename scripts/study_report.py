@@ -277,10 +277,38 @@ def merge_scale(
     else {}
   )
   out["verdicts"] = [v.to_json() for v in verdicts_lib.judge(acc, difficulties, examples, chance)]
+  out["above_chance"] = verdicts_lib.above_chance(acc, difficulties, examples, chance)
   if study.task_name.startswith("gsm"):
     out["paper_comparison"] = paper_comparison(out["variants"])
   out["runs"] = [{k: v for k, v in s.items() if k != "file"} | {"slice": s["file"]} for s in slices]
   return out
+
+
+def chance_lines(merged: Mapping[str, Any]) -> list[str]:
+  """Which variants beat the question-only chance, and a warning when only chance was learned.
+
+  The first line lists every variant's excess over chance; a second, when no model other than
+  the windowed transformer beats chance, says what that means for the verdicts.
+  """
+  above = merged.get("above_chance") or {}
+  if not above:
+    return []
+  labels = {v: a["label"] for v, a in merged["variants"].items()}
+  cells = [
+    f"{labels.get(v, v)} {r['excess']:+.3f}{' (learned)' if r['learned'] else ''}"
+    for v, r in above.items()
+  ]
+  lines = [
+    "Exact match above the question-only chance (mean over difficulties; '(learned)': beyond "
+    "2 binomial sigma + 3/n, as in (c)): " + "; ".join(cells) + "."
+  ]
+  models = [v for v in above if v != "transformer"]
+  if models and not any(above[v]["learned"] for v in models):
+    lines.append(
+      "**No model learned this task at this scale** (none is above chance): (b) and (c) hold "
+      "trivially, and (a) and (d) say nothing about sleep."
+    )
+  return lines
 
 
 def paper_comparison(variants: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -583,6 +611,7 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
   lines += ["Verdicts:", ""]
   lines += [f"- {v['line']}" for v in merged["verdicts"]]
   lines.append("")
+  lines += [*chance_lines(merged), ""] if merged.get("above_chance") else []
   if merged.get("paper_comparison"):
     lines += ["Paper vs ours (hybrid N=1 -> sleep N=4):", ""]
     for r in merged["paper_comparison"]:
@@ -673,14 +702,6 @@ def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> di
   return results
 
 
-# Short names of the verdicts (scripts/verdicts.py defines them), for the README summary.
-VERDICT_NAMES = {
-  "a": "sleep N=4 >= N=1 + 20 points on deep half",
-  "b": "no fall with N",
-  "c": "windowed transformer at chance",
-  "d": "gain grows with depth",
-}
-
 # The figures every merged scale draws (file suffix -> how the README names it).
 FIGURE_LABELS = {
   "exact_vs_difficulty": "exact match vs difficulty",
@@ -718,7 +739,7 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
       for bucket, status in ((passed, verdicts_lib.PASS), (failed, verdicts_lib.FAIL)):
         ids = [v["id"] for v in merged["verdicts"] if v["status"] == status]
         if ids:
-          named = "; ".join(f"{i}: {VERDICT_NAMES.get(i, i)}" for i in ids)
+          named = "; ".join(f"{i}: {verdicts_lib.TITLES.get(i, i)}" for i in ids)
           bucket.append(f"{where} ({named})")
       if any(v["status"] == verdicts_lib.NOT_JUDGED for v in merged["verdicts"]):
         unjudged.append(f"{name} [{scale_name}] (some verdicts)")
@@ -804,6 +825,7 @@ def write_index(out_dir: pathlib.Path) -> None:
         f"- `{scale_name}` ({', '.join(merged['devices'])}; commit {', '.join(merged['commits'])}):"
       )
       details += [f"  - {v['line']}" for v in merged["verdicts"]]
+      details += [f"  - {line}" for line in chance_lines(merged)[1:]]
       if merged["missing"]:
         details.append(f"  - not run yet: {', '.join(merged['missing'])}")
       settings = merged["settings"] or {}

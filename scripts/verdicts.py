@@ -136,6 +136,43 @@ def no_fall_with_n(
   )
 
 
+def excess_over_chance(
+  acc: PerSeed,
+  variant: str,
+  difficulties: Sequence[int],
+  examples: Mapping[int, int],
+  chance: Mapping[int, float],
+) -> tuple[float, float, float, int]:
+  """(excess, c, tol, n) of verdict (c)'s formula, for any variant with every difficulty."""
+  seeds = len(acc[variant][difficulties[0]])
+  excess = _mean([_m(acc, variant, d) - chance[d] for d in difficulties])
+  c = _mean([chance[d] for d in difficulties])
+  n = sum(examples[d] for d in difficulties) * seeds
+  return excess, c, 2 * math.sqrt(c * (1 - c) / n) + 3 / n, n
+
+
+def above_chance(
+  acc: PerSeed,
+  difficulties: Sequence[int],
+  examples: Mapping[int, int],
+  chance: Mapping[int, float],
+) -> dict[str, dict[str, Any]]:
+  """Which variants learned the task at all: exact match above chance beyond (c)'s tolerance.
+
+  Not a verdict: a reading aid. Where no model beats chance (the scale too small to learn the
+  task), (b) and (c) pass trivially and (a), (d) say nothing about sleep.
+  """
+  if not difficulties or any(d not in chance for d in difficulties):
+    return {}
+  out = {}
+  for v in acc:
+    if _missing(acc, (v,), difficulties):
+      continue
+    excess, _, tol, _ = excess_over_chance(acc, v, difficulties, examples, chance)
+    out[v] = {"excess": excess, "tol": tol, "learned": excess > tol}
+  return out
+
+
 def transformer_at_chance(
   acc: PerSeed,
   difficulties: Sequence[int],
@@ -147,11 +184,7 @@ def transformer_at_chance(
     return _not_judged("c", f"no results for {', '.join(miss) if difficulties else 'any run'}")
   if any(d not in chance for d in difficulties):
     return _not_judged("c", "no chance level for some difficulties")
-  seeds = len(acc["transformer"][difficulties[0]])
-  excess = _mean([_m(acc, "transformer", d) - chance[d] for d in difficulties])
-  c = _mean([chance[d] for d in difficulties])
-  n = sum(examples[d] for d in difficulties) * seeds
-  tol = 2 * math.sqrt(c * (1 - c) / n) + 3 / n
+  excess, c, tol, n = excess_over_chance(acc, "transformer", difficulties, examples, chance)
   status = PASS if excess <= tol else FAIL
   line = (
     f"(c) {status}: windowed transformer {c + excess:.3f} vs chance {c:.3f} "

@@ -422,6 +422,29 @@ def test_verdicts_on_hand_built_numbers():
   assert got == dict.fromkeys("abcd", verdicts.NOT_JUDGED)
 
 
+def test_a_scale_where_no_model_beats_chance_is_flagged():
+  ds = [1, 2]
+  n = {d: 400 for d in ds}
+  chance = {1: 0.2, 2: 0.5}
+  at_chance = {1: [0.2, 0.21], 2: [0.49, 0.5]}
+  acc = {"transformer": at_chance, "hybrid": at_chance, "sleep4": at_chance}
+  above = verdicts.above_chance(acc, ds, n, chance)
+  assert set(above) == {"transformer", "hybrid", "sleep4"}
+  assert not any(r["learned"] for r in above.values())
+  labels = {v: {"label": v} for v in acc}
+  lines = study_report.chance_lines({"above_chance": above, "variants": labels})
+  assert len(lines) == 2 and "No model learned this task" in lines[1]
+  # One model clearly above chance (0.3 over 800 answers): learned, and no warning.
+  acc["sleep4"] = {1: [0.5, 0.5], 2: [0.8, 0.8]}
+  above = verdicts.above_chance(acc, ds, n, chance)
+  assert above["sleep4"]["learned"] and above["sleep4"]["excess"] == pytest.approx(0.3)
+  assert not above["hybrid"]["learned"]
+  lines = study_report.chance_lines({"above_chance": above, "variants": labels})
+  assert len(lines) == 1 and "sleep4 +0.300 (learned)" in lines[0]
+  # A variant missing a difficulty is left out rather than judged on part of the range.
+  assert "hybrid" not in verdicts.above_chance(dict(acc, hybrid={1: [0.2]}), ds, n, chance)
+
+
 def test_no_fall_tolerance_is_the_seed_spread_or_two_binomial_errors():
   ds = [1]
   n = {1: 10_000}
