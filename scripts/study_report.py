@@ -729,6 +729,8 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
         unjudged.append(f"{name} [{scale_name}]")
         continue
       where = f"{name} [{scale_name}, {', '.join(merged['devices'])}]"
+      if len(chance_lines(merged)) > 1:
+        where += " [no model learned the task: trivial]"
       drawn = [f for f in FIGURE_LABELS if f"{scale_name}_{f}.png" in merged.get("figures", [])]
       if drawn:
         label = {**FIGURE_LABELS, "exact_vs_difficulty": f"exact match vs {study.difficulty}"}

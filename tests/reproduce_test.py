@@ -434,6 +434,7 @@ def test_a_scale_where_no_model_beats_chance_is_flagged():
   labels = {v: {"label": v} for v in acc}
   lines = study_report.chance_lines({"above_chance": above, "variants": labels})
   assert len(lines) == 2 and "No model learned this task" in lines[1]
+  assert len(study_report.chance_lines({"above_chance": {}, "variants": labels})) == 0
   # One model clearly above chance (0.3 over 800 answers): learned, and no warning.
   acc["sleep4"] = {1: [0.5, 0.5], 2: [0.8, 0.8]}
   above = verdicts.above_chance(acc, ds, n, chance)
