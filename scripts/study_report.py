@@ -284,6 +284,19 @@ def merge_scale(
   return out
 
 
+NOTHING_LEARNED = (
+  "**No model learned this task at this scale** (none is above chance): (b) and (c) hold "
+  "trivially, and (a) and (d) say nothing about sleep."
+)
+
+
+def nothing_learned(merged: Mapping[str, Any]) -> bool:
+  """Whether no model but the windowed transformer was judged above chance, and none of them is."""
+  above = merged.get("above_chance") or {}
+  models = [v for v in above if v != "transformer"]
+  return bool(models) and not any(above[v]["learned"] for v in models)
+
+
 def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   """Which variants beat the question-only chance, and a warning when only chance was learned.
 
@@ -302,12 +315,8 @@ def chance_lines(merged: Mapping[str, Any]) -> list[str]:
     "Exact match above the question-only chance (mean over difficulties; '(learned)': beyond "
     "2 binomial sigma + 3/n, as in (c)): " + "; ".join(cells) + "."
   ]
-  models = [v for v in above if v != "transformer"]
-  if models and not any(above[v]["learned"] for v in models):
-    lines.append(
-      "**No model learned this task at this scale** (none is above chance): (b) and (c) hold "
-      "trivially, and (a) and (d) say nothing about sleep."
-    )
+  if nothing_learned(merged):
+    lines.append(NOTHING_LEARNED)
   return lines
 
 
@@ -562,7 +571,7 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     cells.append(fmt(a.get("exact_mean", {}).get("mean")))
     cells.append(f"{a['step_time_s']:.3f}" if a["step_time_s"] else "–")
     wall = a["wall_s"]
-    cells.append(f"{'' if wall.get('complete', True) else '≥ '}{wall['train']['mean']:.0f}")
+    cells.append(f"{'' if wall['complete'] else '≥ '}{wall['train']['mean']:.0f}")
     lines.append("| " + " | ".join(cells) + " |")
   for c in merged["chance"]:
     label = "chance (question only)" + (
@@ -590,7 +599,7 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     + (
       " Train wall ≥: a lower bound (an invocation of the run was killed before it could record "
       "its time; s/step, from the training log, is exact)."
-      if any(not a["wall_s"].get("complete", True) for a in merged["variants"].values())
+      if not all(a["wall_s"]["complete"] for a in merged["variants"].values())
       else ""
     ),
     "",
@@ -611,7 +620,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
   lines += ["Verdicts:", ""]
   lines += [f"- {v['line']}" for v in merged["verdicts"]]
   lines.append("")
-  lines += [*chance_lines(merged), ""] if merged.get("above_chance") else []
+  if above := chance_lines(merged):
+    lines += [*above, ""]
   if merged.get("paper_comparison"):
     lines += ["Paper vs ours (hybrid N=1 -> sleep N=4):", ""]
     for r in merged["paper_comparison"]:
@@ -729,7 +739,7 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
         unjudged.append(f"{name} [{scale_name}]")
         continue
       where = f"{name} [{scale_name}, {', '.join(merged['devices'])}]"
-      if len(chance_lines(merged)) > 1:
+      if nothing_learned(merged):
         where += " [no model learned the task: trivial]"
       drawn = [f for f in FIGURE_LABELS if f"{scale_name}_{f}.png" in merged.get("figures", [])]
       if drawn:
@@ -827,7 +837,8 @@ def write_index(out_dir: pathlib.Path) -> None:
         f"- `{scale_name}` ({', '.join(merged['devices'])}; commit {', '.join(merged['commits'])}):"
       )
       details += [f"  - {v['line']}" for v in merged["verdicts"]]
-      details += [f"  - {line}" for line in chance_lines(merged)[1:]]
+      if nothing_learned(merged):
+        details.append(f"  - {NOTHING_LEARNED}")
       if merged["missing"]:
         details.append(f"  - not run yet: {', '.join(merged['missing'])}")
       settings = merged["settings"] or {}

@@ -375,18 +375,23 @@ def execute(run: Run, ctx: Context) -> str:
     state["eval_s"] = sum(s.get("eval_s", 0.0) for s in state["sessions"])
     write_json(state_path, state)
 
+  def clock(key: str) -> Callable[[float], None]:
+    """A progress callback: this session's `key` = its value now + the subprocess's elapsed s."""
+    before = session.get(key, 0.0)
+
+    def record(elapsed: float) -> None:
+      session[key] = before + elapsed
+      save_state()
+
+    return record
+
   for i, stage in enumerate(run.stages):
     if _final_checkpoint(stage.workdir, stage.num_steps):
       continue
     what = f"stage {i + 1}/{len(run.stages)}, " if len(run.stages) > 1 else ""
     ctx.log(f"{name}: training ({what}{stage.num_steps} steps) -> {stage.workdir}")
     log_path = run.directory / "train.log"
-    before = session["train_s"]
-
-    def trained_for(elapsed: float, before: float = before) -> None:
-      session["train_s"] = before + elapsed
-      save_state()
-
+    trained_for = clock("train_s")
     code, seconds = _run_subprocess(
       ["sleepnet.main", *stage.argv], log_path, ctx, run.env, progress=trained_for
     )
@@ -410,12 +415,7 @@ def execute(run: Run, ctx: Context) -> str:
       f"--workdir={portable(run.eval_workdir)}",
       f"--sleep_passes={passes}",
     ]
-    before = session.get("eval_s", 0.0)
-
-    def evaluated_for(elapsed: float) -> None:
-      session["eval_s"] = before + elapsed
-      save_state()
-
+    evaluated_for = clock("eval_s")
     code, seconds = _run_subprocess(argv, log_path, ctx, run.env, progress=evaluated_for)
     evaluated_for(seconds)
   if code is None:
