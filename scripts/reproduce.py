@@ -20,7 +20,9 @@ earlier session or another machine), is skipped too, so a study longer than a se
 where the committed results stop (delete a slice file to retrain its run). `--merge` (and a
 run of a whole scale, without --only/--seeds) combines every slice present, from any number of
 invocations and machines, into results/<study>/results.json, PNG figures, results/<study>/README.md
-and the index results/README.md, and prints the verdicts as PASS/FAIL lines.
+and the index results/README.md, and prints the verdicts as PASS/FAIL lines. A slice made by
+other commands than its run gets from the scale table today (the table changed since) is left out
+of the merge and named, so results are never reported under settings they did not run with.
 
 Exit status: 0 when every selected run finished (or was already finished), 1 if a run failed or a
 run directory holds another run, 3 if --deadline_s stopped runs (rerun the command to resume).

@@ -25,7 +25,7 @@ from typing import Any
 import chance as chance_lib
 import studies
 import verdicts as verdicts_lib
-from study_runs import SLICE_SCHEMA, now, write_json
+from study_runs import SLICE_SCHEMA, command_key, now, spec_of, write_json
 
 RESULTS_SCHEMA = 1
 FIGURES = ("exact_vs_difficulty", "learning_curves", "n_sweep")
@@ -184,12 +184,28 @@ def _task_key(slice_: Mapping[str, Any]) -> str:
   return json.dumps(slice_["config"]["task"], sort_keys=True)
 
 
+def current_commands(study: studies.Study, scale_name: str, slice_: Mapping[str, Any]) -> bool:
+  """Whether a slice was made by the commands its (variant, seed) gets at this scale today."""
+  try:
+    (run,) = studies.runs_of(
+      study.name, scale_name, [slice_["variant"]], [slice_["seed"]], studies.ROOT / "runs"
+    )
+  except ValueError:  # a variant the table no longer knows, or not for this study
+    return False
+  expected = command_key(spec_of(run, studies.ROOT / "runs"))
+  return command_key(slice_.get("commands") or {}) == expected
+
+
 def merge_scale(
   study: studies.Study, scale_name: str, slices: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
   """Everything results.json holds about one scale of a study."""
   scale = study.scales.get(scale_name)
   ok = [s for s in slices if s["status"] == "ok" and s.get("eval")]
+  # A slice trained by other commands than the scale's current ones (its settings changed since)
+  # would be reported under settings it never ran with: it is left out, by name, until rerun.
+  outdated = [s for s in ok if scale and not current_commands(study, scale_name, s)]
+  ok = [s for s in ok if s not in outdated]
   failed = [
     {"variant": s["variant"], "seed": s["seed"], "error": s.get("error", "")}
     for s in slices
@@ -203,6 +219,7 @@ def merge_scale(
   wanted = [(v, seed) for v in scale.variants for seed in scale.seeds] if scale else []
   have = {(s["variant"], s["seed"]) for s in ok}
   out["missing"] = [f"{v}/seed{seed}" for v, seed in wanted if (v, seed) not in have]
+  out["outdated"] = [f"{s['variant']}/seed{s['seed']} ({s['file']})" for s in outdated]
   if not ok:
     out["verdicts"] = [
       verdicts_lib._not_judged(vid, f"no results at the {scale_name} scale").to_json()
@@ -531,6 +548,13 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
       f"*{settings['note']}*",
       "",
     ]
+  outdated = merged.get("outdated") or []
+  if outdated:
+    lines += [
+      "Left out: slices made by other commands than this scale's current ones (its settings "
+      f"changed since they ran; rerun them): {', '.join(outdated)}.",
+      "",
+    ]
   if merged["status"] != "results":
     lines += [
       "**No results yet at this scale** (run `python scripts/reproduce.py --study "
@@ -841,6 +865,8 @@ def write_index(out_dir: pathlib.Path) -> None:
         details.append(f"  - {NOTHING_LEARNED}")
       if merged["missing"]:
         details.append(f"  - not run yet: {', '.join(merged['missing'])}")
+      if merged.get("outdated"):
+        details.append(f"  - left out (made by older settings): {', '.join(merged['outdated'])}")
       settings = merged["settings"] or {}
       task = ", ".join(f"{k}={v}" for k, v in (settings.get("task") or {}).items())
       tried = (

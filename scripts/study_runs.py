@@ -209,6 +209,37 @@ def spec_of(run: Run, runs_dir: pathlib.Path) -> dict[str, Any]:
   }
 
 
+# Arguments that say where a run's files live, not what it trains: two machines (or a test's
+# scratch directory) write them differently for the same experiment.
+_PATH_ARGS = ("--workdir=", "--config.data_dir=")
+
+
+def command_key(spec: Mapping[str, Any]) -> dict[str, Any]:
+  """A run's commands (as `spec_of` writes them) without the arguments that name directories.
+
+  Two slices with the same key trained and evaluated the same experiment, wherever they ran.
+  """
+
+  def strip(arg: str) -> str | None:
+    if arg.startswith(_PATH_ARGS):
+      return None
+    if arg.startswith("--config=") and ":" in arg:
+      # experiments/<exp>.py:model=sleep,passes=4,stage=2,init_from=<stage-1 workdir>
+      path, _, args = arg.partition(":")
+      kept = [a for a in args.split(",") if not a.startswith("init_from=")]
+      return f"{path}:{','.join(kept)}"
+    return arg
+
+  def clean(argv: Sequence[str]) -> list[str]:
+    return [a for a in map(strip, argv) if a is not None]
+
+  return {
+    "env": dict(spec.get("env") or {}),
+    "train": [clean(argv) for argv in spec.get("train") or []],
+    "evaluate": clean(spec.get("evaluate") or []),
+  }
+
+
 def _final_checkpoint(workdir: pathlib.Path, num_steps: int) -> bool:
   return (workdir / "checkpoints" / str(num_steps)).is_dir()
 

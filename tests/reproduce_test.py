@@ -236,7 +236,28 @@ def test_merge_alone_rewrites_results_from_slices(ci):
   path.unlink()
   log = reproduce("--study", "gsm_symbolic", "--merge", "--out", str(ci["out"]))
   assert "merged into" in log and path.exists()
-  assert json.loads(path.read_text())["scales"]["ci"]["status"] == "results"
+  merged = json.loads(path.read_text())["scales"]["ci"]
+  # Slices made in another runs directory (here a test's scratch one) are the same experiment.
+  assert merged["status"] == "results" and merged["outdated"] == []
+
+
+def test_a_slice_made_by_older_settings_is_left_out_of_the_merge(ci, tmp_path):
+  import shutil
+
+  shutil.copytree(ci["out"] / "rule110" / "slices", tmp_path / "rule110" / "slices")
+  path = tmp_path / "rule110" / "slices" / "ci-hybrid-seed0.json"
+  report = json.loads(path.read_text())
+  (argv,) = report["commands"]["train"]
+  # The same run as trained before its scale's step count changed.
+  report["commands"]["train"] = [
+    [a if not a.startswith("--config.num_steps=") else "--config.num_steps=7" for a in argv]
+  ]
+  path.write_text(json.dumps(report))
+  merged = study_report.merge("rule110", tmp_path, figures=False)["scales"]["ci"]
+  assert merged["outdated"] == ["hybrid/seed0 (ci-hybrid-seed0.json)"]
+  assert "hybrid/seed0" in merged["missing"] and "hybrid" not in merged.get("variants", {})
+  page = (tmp_path / "rule110" / "README.md").read_text()
+  assert "Left out: slices made by other commands" in page and "hybrid/seed0" in page
 
 
 def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
