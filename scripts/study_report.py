@@ -548,6 +548,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
       f"*{settings['note']}*",
       "",
     ]
+    if settings.get("tried"):
+      lines += ["Tried before at this scale:", *(f"- {t}" for t in settings["tried"]), ""]
   outdated = merged.get("outdated") or []
   if outdated:
     lines += [
@@ -726,6 +728,10 @@ def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> di
     merged = merge_scale(study, name, by_scale.get(name, []))
     if figures and merged["status"] == "results":
       merged["figures"] = draw_figures(study, name, merged, study_dir)
+    elif figures:
+      # Figures of slices that are now left out would outlive the numbers they plot.
+      for what in FIGURES:
+        (study_dir / f"{name}_{what}.png").unlink(missing_ok=True)
     results["scales"][name] = merged
   write_json(study_dir / "results.json", results)
   (study_dir / "README.md").write_text(study_markdown(study, results))
@@ -760,7 +766,8 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
     for scale_name in ("cpu", "gpu"):
       merged = scales.get(scale_name)
       if not merged or merged["status"] != "results":
-        unjudged.append(f"{name} [{scale_name}]")
+        redesigned = bool(merged and merged.get("outdated"))
+        unjudged.append(f"{name} [{scale_name}]" + (" (redesigned; rerun pending)" * redesigned))
         continue
       where = f"{name} [{scale_name}, {', '.join(merged['devices'])}]"
       if nothing_learned(merged):
@@ -815,6 +822,17 @@ def verdict_lines(results: Mapping[str, Any]) -> list[str]:
   return out
 
 
+def _earlier_lines(merged: Mapping[str, Any] | None) -> list[str]:
+  """The index's lines on slices left out and on earlier designs of a scale."""
+  if not merged:
+    return []
+  out = []
+  if merged.get("outdated"):
+    out.append(f"  - left out (made by older settings): {', '.join(merged['outdated'])}")
+  out += [f"  - tried before: {t}" for t in (merged.get("settings") or {}).get("tried") or ()]
+  return out
+
+
 def write_index(out_dir: pathlib.Path) -> None:
   """results/README.md: every study, its scales and devices, its verdicts, what is missing."""
   lines = [
@@ -849,6 +867,7 @@ def write_index(out_dir: pathlib.Path) -> None:
         cells = [link, scale_name, "–", *[verdicts_lib.NOT_JUDGED] * 4]
         lines.append("| " + " | ".join(cells) + " |")
         details.append(f"- `{scale_name}`: **no results yet**; every verdict is not yet judged.")
+        details += _earlier_lines(merged)
         continue
       status = {v["id"]: v["status"] for v in merged["verdicts"]}
       judged |= any(x != verdicts_lib.NOT_JUDGED for x in status.values())
@@ -865,8 +884,7 @@ def write_index(out_dir: pathlib.Path) -> None:
         details.append(f"  - {NOTHING_LEARNED}")
       if merged["missing"]:
         details.append(f"  - not run yet: {', '.join(merged['missing'])}")
-      if merged.get("outdated"):
-        details.append(f"  - left out (made by older settings): {', '.join(merged['outdated'])}")
+      details += _earlier_lines(merged)
       settings = merged["settings"] or {}
       task = ", ".join(f"{k}={v}" for k, v in (settings.get("task") or {}).items())
       tried = (

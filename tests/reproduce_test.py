@@ -258,6 +258,16 @@ def test_a_slice_made_by_older_settings_is_left_out_of_the_merge(ci, tmp_path):
   assert "hybrid/seed0" in merged["missing"] and "hybrid" not in merged.get("variants", {})
   page = (tmp_path / "rule110" / "README.md").read_text()
   assert "Left out: slices made by other commands" in page and "hybrid/seed0" in page
+  # Once every slice is outdated the scale has no results, and no figure of the old ones stays.
+  study_report.merge("rule110", tmp_path, figures=True)
+  assert (tmp_path / "rule110" / "ci_exact_vs_difficulty.png").exists()
+  for other in (tmp_path / "rule110" / "slices").glob("*.json"):
+    data = json.loads(other.read_text())
+    data["commands"]["evaluate"] = [*data["commands"]["evaluate"][:-1], "--sleep_passes=9"]
+    other.write_text(json.dumps(data))
+  merged = study_report.merge("rule110", tmp_path, figures=True)["scales"]["ci"]
+  assert merged["status"] == "no results yet" and len(merged["outdated"]) == len(merged["missing"])
+  assert not list((tmp_path / "rule110").glob("ci_*.png"))
 
 
 def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
