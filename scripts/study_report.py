@@ -274,6 +274,11 @@ def merge_scale(
   order = list(studies.VARIANTS)
   names = sorted(by_variant, key=lambda v: order.index(v) if v in order else len(order))
   out["variants"] = {v: aggregate_variant(by_variant[v], difficulties) for v in names}
+  # What the whole scale cost, as process time: with --jobs J side by side the wall is about 1/J.
+  out["process_hours"] = {
+    "total": sum(s["wall_s"]["train"] + s["wall_s"]["eval"] for s in ok) / 3600,
+    "complete": all(s.get("wall_complete", True) for s in ok),
+  }
 
   acc = {
     v: {
@@ -630,6 +635,14 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     ),
     "",
   ]
+  hours = merged.get("process_hours")
+  if hours:
+    lines += [
+      f"Cost of the runs above: {'≥ ' if not hours['complete'] else ''}{hours['total']:.1f} "
+      "process-hours (training and evaluation, summed over runs; `--jobs J` runs J at a time, "
+      "so a study's wall time is about 1/J of it).",
+      "",
+    ]
 
   sweep_variants = {v: a for v, a in merged["variants"].items() if len(a["n_sweep"]) > 1}
   if sweep_variants:

@@ -239,6 +239,9 @@ def test_merge_alone_rewrites_results_from_slices(ci):
   merged = json.loads(path.read_text())["scales"]["ci"]
   # Slices made in another runs directory (here a test's scratch one) are the same experiment.
   assert merged["status"] == "results" and merged["outdated"] == []
+  runs = [s for s in merged["runs"] if s["status"] == "ok"]
+  total = sum(s["wall_s"]["train"] + s["wall_s"]["eval"] for s in runs) / 3600
+  assert merged["process_hours"]["total"] == pytest.approx(total) and total > 0
 
 
 def test_a_slice_made_by_older_settings_is_left_out_of_the_merge(ci, tmp_path):
