@@ -6,8 +6,10 @@ scales:
 
   ci    minute-sized (the experiments' `smoke` arguments plus overrides): proves the pipeline runs
         end to end; its numbers mean nothing and are never committed to results/.
-  cpu   tiny models that finish a whole study (two seeds, trained side by side with --jobs 2) in
-        at most about 2 hours on a 2-core CPU.
+  cpu   tiny models, two seeds trained side by side with --jobs 2 on a 2-core CPU: about 2 hours
+        per study for the five variants without deep4, and 1-2 hours more for the 16-layer
+        depth-matched deep4 (rule110, with its six extra ablation variants, about 4 hours); each
+        study page states what its runs cost, measured, in process-hours.
   gpu   the full study on one H100/H200: >= 20k steps, 3 seeds, larger models, deeper tasks; run
         in slices (`--only`, `--seeds`) because one GPU command lasts at most 10 minutes.
 
@@ -264,7 +266,8 @@ STUDIES: Mapping[str, Study] = {
           **_CI,
         ),
         # Measured alone on the 2-core CPU: 0.06-0.36 s/step (1.78 s for one step of every
-        # variant); two seeds side by side cost about 1.47x one alone: ~100 min per study.
+        # variant); two seeds side by side cost about 1.47x one alone. The measured cost of the
+        # whole scale is on the study page (process-hours).
         "cpu": Scale(
           variants=(
             *MAIN,
@@ -335,7 +338,8 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # Measured alone on the 2-core CPU: 0.10-0.53 s/step; ~80 min per study (two seeds).
+        # Measured alone on the 2-core CPU: 0.10-0.53 s/step; the scale's measured
+        # cost is on the study page.
         "cpu": Scale(
           variants=MAIN,
           seeds=(0, 1),
@@ -429,7 +433,8 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # Measured alone on the 2-core CPU: 0.10-0.55 s/step; ~80 min per study (two seeds).
+        # Measured alone on the 2-core CPU: 0.10-0.55 s/step; the scale's measured
+        # cost is on the study page.
         "cpu": Scale(
           variants=MAIN,
           seeds=(0, 1),
@@ -498,7 +503,8 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # Measured alone on the 2-core CPU: 0.13-0.93 s/step; ~100 min per study (two seeds).
+        # Measured alone on the 2-core CPU: 0.13-0.93 s/step; the scale's measured
+        # cost is on the study page.
         "cpu": Scale(
           variants=MAIN,
           seeds=(0, 1),
