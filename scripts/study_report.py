@@ -201,11 +201,13 @@ def merge_scale(
 ) -> dict[str, Any]:
   """Everything results.json holds about one scale of a study."""
   scale = study.scales.get(scale_name)
-  ok = [s for s in slices if s["status"] == "ok" and s.get("eval")]
   # A slice trained by other commands than the scale's current ones (its settings changed since)
   # would be reported under settings it never ran with: it is left out, by name, until rerun.
-  outdated = [s for s in ok if scale and not current_commands(study, scale_name, s)]
-  ok = [s for s in ok if s not in outdated]
+  ok, outdated = [], []
+  for s in slices:
+    if s["status"] == "ok" and s.get("eval"):
+      current = not scale or current_commands(study, scale_name, s)
+      (ok if current else outdated).append(s)
   failed = [
     {"variant": s["variant"], "seed": s["seed"], "error": s.get("error", "")}
     for s in slices
