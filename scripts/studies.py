@@ -352,8 +352,8 @@ STUDIES: Mapping[str, Study] = {
           # One 9..12-node cycle of one-syllable names (no hop count up to 8 wraps back to the
           # query node, so the question alone gives nothing away): the edge list (at most 49
           # tokens) fills two evicted windows, k in 1..8. Single-token names because a name is
-          # then one lookup; in 1000-step probes (lr 1e-3, seed 0) the N = 1 hybrid reached 9%
-          # training exact match where full attention stayed at the 1/70 name-guessing level.
+          # then one lookup; within the budget full attention and the hybrids rise above the
+          # question-only chance on it (results/depo).
           task=dict(
             window=32,
             seq_len=96,
