@@ -104,3 +104,50 @@ def question_only_baseline(
     "by_difficulty": by_difficulty,
     "exact_match": sum(r["exact_match"] * r["num_examples"] for r in by_difficulty.values()) / n,
   }
+
+
+NO_HOP_DEFINITION = (
+  "no-hop guess(d) = the expected exact match at difficulty d of a uniform guess among the names "
+  "of the example's (evicted) edge list, the query itself left out where the question rules it "
+  "out (one cycle longer than k): what a model scores that knows which names the graph holds but "
+  "follows none of its edges"
+)
+
+
+def no_hop_baseline(
+  task_name: str, task: Mapping[str, Any], *, eval_seed: int, num_test: int
+) -> dict[str, Any] | None:
+  """Depo's second reference level, the no-hop guess (see NO_HOP_DEFINITION); None elsewhere.
+
+  A model that beats the question-only chance has used the evicted facts, but on Depo it may
+  have used only the set of names: with one cycle of n names, guessing any of the n - 1 that are
+  not the query scores 1/(n - 1) (about 0.1 at n = 9..12) without following a single edge.
+  Beating the question-only chance therefore does not show multi-hop retrieval; beating this
+  level does. Computed exactly, per evaluation example (a product over its queries), on the
+  evaluation set regenerated as in `question_only_baseline`.
+  """
+  if task_name != "depo":
+    return None
+  from sleepnet.tasks import config_from_overrides, get_task  # lazy: pulls in numpy/jax
+
+  spec = get_task(task_name)
+  config = config_from_overrides(task_name, dict(task))
+  expected: collections.Counter = collections.Counter()
+  total: collections.Counter = collections.Counter()
+  for i in range(num_test):
+    ex = spec.generate(config, eval_seed, i, "test")
+    n = len({name for edge in ex.facts["edges"] for name in edge})
+    p = 1.0
+    for q in ex.facts["queries"]:
+      # On one cycle of n nodes, k hops return to the query only when n divides k.
+      p /= n - 1 if config.single_cycle and q["hops"] % n else n
+    expected[ex.difficulty] += p
+    total[ex.difficulty] += 1
+  by_difficulty = {
+    str(d): {"exact_match": expected[d] / total[d], "num_examples": total[d]} for d in sorted(total)
+  }
+  return {
+    "definition": NO_HOP_DEFINITION,
+    "by_difficulty": by_difficulty,
+    "exact_match": sum(expected.values()) / sum(total.values()),
+  }

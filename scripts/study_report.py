@@ -15,6 +15,7 @@ and writes:
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import pathlib
@@ -264,6 +265,9 @@ def merge_scale(
         **chance_lib.question_only_baseline(
           c["task_name"], c["task"], eval_seed=c["eval"]["seed"], num_test=c["eval"]["num_test"]
         ),
+        "no_hop": chance_lib.no_hop_baseline(
+          c["task_name"], c["task"], eval_seed=c["eval"]["seed"], num_test=c["eval"]["num_test"]
+        ),
       }
     if s["variant"] not in chance_by_task[key]["variants"]:
       chance_by_task[key]["variants"].append(s["variant"])
@@ -302,6 +306,11 @@ def merge_scale(
   )
   out["verdicts"] = [v.to_json() for v in verdicts_lib.judge(acc, difficulties, examples, chance)]
   out["above_chance"] = verdicts_lib.above_chance(acc, difficulties, examples, chance)
+  no_hop = main_chance.get("no_hop") if main_chance else None
+  if no_hop:
+    # The same reading aid against Depo's no-hop guess: who followed edges, not just names.
+    level = {int(d): r["exact_match"] for d, r in no_hop["by_difficulty"].items()}
+    out["above_no_hop"] = verdicts_lib.above_chance(acc, difficulties, examples, level)
   if study.task_name.startswith("gsm"):
     out["paper_comparison"] = paper_comparison(out["variants"])
   out["runs"] = [{k: v for k, v in s.items() if k != "file"} | {"slice": s["file"]} for s in slices]
@@ -319,6 +328,14 @@ def nothing_learned(merged: Mapping[str, Any]) -> bool:
   above = merged.get("above_chance") or {}
   models = [v for v in above if v != "transformer"]
   return bool(models) and not any(above[v]["learned"] for v in models)
+
+
+def _level_row(label: str, by_difficulty: Mapping[str, Any], ds: Sequence[int]) -> str:
+  """A reference level's table row: its exact match per difficulty and the mean over them."""
+  cells = [label, "", ""] + [fmt(by_difficulty.get(str(x), {}).get("exact_match")) for x in ds]
+  known = [by_difficulty[str(x)]["exact_match"] for x in ds if str(x) in by_difficulty]
+  cells += [fmt(statistics.fmean(known) if known else None), "", ""]
+  return "| " + " | ".join(cells) + " |"
 
 
 def chance_lines(merged: Mapping[str, Any]) -> list[str]:
@@ -341,6 +358,39 @@ def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   ]
   if nothing_learned(merged):
     lines.append(NOTHING_LEARNED)
+  return lines + no_hop_lines(merged)
+
+
+NO_HOPS_LEARNED = (
+  "**No model followed the edges at this scale**: every model above the question-only chance "
+  "is at or below the no-hop guess, so what it learned is which names the evicted edge list "
+  "holds, not multi-hop retrieval; (a), (b) and (d) compare name guessing, not sleep's effect "
+  "on reasoning."
+)
+
+
+def no_hops_learned(merged: Mapping[str, Any]) -> bool:
+  """Whether, on a task with a no-hop guess (Depo), no model beats it beyond the tolerance."""
+  above = merged.get("above_no_hop")
+  return bool(above) and not any(r["learned"] for v, r in above.items() if v != "transformer")
+
+
+def no_hop_lines(merged: Mapping[str, Any]) -> list[str]:
+  """Each variant's excess over Depo's no-hop guess, and a warning when none beats it."""
+  above = merged.get("above_no_hop")
+  if not above:
+    return []
+  labels = {v: a["label"] for v, a in merged["variants"].items()}
+  cells = [
+    f"{labels.get(v, v)} {r['excess']:+.3f}{' (beyond)' if r['learned'] else ''}"
+    for v, r in above.items()
+  ]
+  lines = [
+    "Exact match above the no-hop guess (mean over difficulties; '(beyond)': beyond 2 binomial "
+    "sigma + 3/n): " + "; ".join(cells) + "."
+  ]
+  if no_hops_learned(merged):
+    lines.append(NO_HOPS_LEARNED)
   return lines
 
 
@@ -431,6 +481,9 @@ def draw_figures(
       ax.plot(
         x, ys, "k--", lw=1, label="chance (question only)" if panel == "main" else "chance, t shown"
       )
+      if c.get("no_hop"):
+        ys = [c["no_hop"]["by_difficulty"].get(str(d), {}).get("exact_match") for d in difficulties]
+        ax.plot(x, [math.nan if y is None else y for y in ys], "k:", lw=1, label="no-hop guess")
     ax.set_xticks(x, [str(d) for d in difficulties])
     ax.set_xlabel(f"difficulty {study.difficulty}")
     ax.set_ylabel("exact match (at the training N)")
@@ -610,25 +663,18 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     label = "chance (question only)" + (
       ", t shown" if any(_group(v) == "show_t" for v in c["variants"]) else ""
     )
-    cells = [label, "", ""] + [
-      fmt(c["by_difficulty"].get(str(x), {}).get("exact_match")) for x in ds
-    ]
-    cells += [
-      fmt(
-        statistics.fmean(
-          c["by_difficulty"][str(x)]["exact_match"] for x in ds if str(x) in c["by_difficulty"]
-        )
-        if ds
-        else None
-      ),
-      "",
-      "",
-    ]
-    lines.append("| " + " | ".join(cells) + " |")
+    lines.append(_level_row(label, c["by_difficulty"], ds))
+    if c.get("no_hop"):
+      lines.append(_level_row("no-hop guess (names, no edges)", c["no_hop"]["by_difficulty"], ds))
   lines += [
     "",
     "Exact match at the training N (mean ± sd over seeds where there are several); "
     f"mean = the average over {d} in {ds}. Chance: {merged['chance'][0]['definition']}."
+    + (
+      f" No-hop guess: {merged['chance'][0]['no_hop']['definition']}."
+      if merged["chance"][0].get("no_hop")
+      else ""
+    )
     + (
       " Train wall ≥: a lower bound (an invocation of the run was killed before it could record "
       "its time; s/step, from the training log, is exact)."
@@ -787,6 +833,8 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
       where = f"{name} [{scale_name}, {', '.join(merged['devices'])}]"
       if nothing_learned(merged):
         where += " [no model learned the task: trivial]"
+      elif no_hops_learned(merged):
+        where += " [no model followed the edges: name guessing only]"
       drawn = [f for f in FIGURE_LABELS if f"{scale_name}_{f}.png" in merged.get("figures", [])]
       if drawn:
         label = {**FIGURE_LABELS, "exact_vs_difficulty": f"exact match vs {study.difficulty}"}
@@ -897,6 +945,8 @@ def write_index(out_dir: pathlib.Path) -> None:
       details += [f"  - {v['line']}" for v in merged["verdicts"]]
       if nothing_learned(merged):
         details.append(f"  - {NOTHING_LEARNED}")
+      if no_hops_learned(merged):
+        details.append(f"  - {NO_HOPS_LEARNED}")
       if merged["missing"]:
         details.append(f"  - not run yet: {', '.join(merged['missing'])}")
       details += _earlier_lines(merged)
@@ -953,6 +1003,8 @@ def write_index(out_dir: pathlib.Path) -> None:
   ]
   lines += ["```", verdicts_lib.__doc__.strip(), "```", ""]
   lines += ["## Chance", "", chance_lib.__doc__.strip(), ""]
+  lines += ["Depo has a second reference level, the no-hop guess:", ""]
+  lines += [inspect.cleandoc(chance_lib.no_hop_baseline.__doc__).split("\n\n", 1)[1], ""]
   lines += [
     "## Scales",
     "",

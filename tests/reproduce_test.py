@@ -17,6 +17,7 @@ from sleepnet import evaluation, train
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "reproduce.py"
 sys.path.insert(0, str(ROOT / "scripts"))  # the script's helper modules
+import chance  # noqa: E402
 import studies  # noqa: E402
 import study_report  # noqa: E402
 import study_runs  # noqa: E402
@@ -478,6 +479,44 @@ def test_a_scale_where_no_model_beats_chance_is_flagged():
   assert len(lines) == 1 and "sleep4 +0.300 (learned)" in lines[0]
   # A variant missing a difficulty is left out rather than judged on part of the range.
   assert "hybrid" not in verdicts.above_chance(dict(acc, hybrid={1: [0.2]}), ds, n, chance)
+
+
+@pytest.mark.parametrize(
+  "task, expected",
+  [
+    # One cycle of 5 names, k < 5: the answer is one of the 4 names that are not the query.
+    (dict(n_min=5, n_max=5, k_min=1, k_max=3, single_cycle=True), 1 / 4),
+    # Two queries on such a cycle: both guesses must be right.
+    (dict(n_min=5, n_max=5, k_min=1, k_max=3, single_cycle=True, num_queries=2), 1 / 16),
+    # A random permutation: k hops may come back to the query, so all 4 names are candidates.
+    (dict(n_min=4, n_max=4, k_min=1, k_max=2, single_cycle=False), 1 / 4),
+  ],
+)
+def test_depo_no_hop_guess_is_one_over_the_candidate_names(task, expected):
+  base = dict(window=16, seq_len=48, syllables_min=1, syllables_max=1)
+  got = chance.no_hop_baseline("depo", base | task, eval_seed=3, num_test=64)
+  assert got["exact_match"] == pytest.approx(expected)
+  assert sum(r["num_examples"] for r in got["by_difficulty"].values()) == 64
+  assert all(r["exact_match"] == pytest.approx(expected) for r in got["by_difficulty"].values())
+  assert chance.no_hop_baseline("rule110", {}, eval_seed=3, num_test=4) is None
+
+
+def test_models_that_only_guess_names_are_flagged_on_depo():
+  ds = [1, 2]
+  n = {d: 400 for d in ds}
+  no_hop = {1: 0.1, 2: 0.1}
+  acc = {"transformer": {1: [0.0, 0.0], 2: [0.0, 0.0]}, "hybrid": {1: [0.1, 0.1], 2: [0.1, 0.11]}}
+  labels = {v: {"label": v} for v in acc}
+  merged = {"above_no_hop": verdicts.above_chance(acc, ds, n, no_hop), "variants": labels}
+  lines = study_report.no_hop_lines(merged)
+  assert len(lines) == 2 and "No model followed the edges" in lines[1]
+  # A model well beyond the no-hop guess (0.4 over 800 answers) clears the warning.
+  acc["sleep4"] = {1: [0.5, 0.5], 2: [0.5, 0.5]}
+  labels["sleep4"] = {"label": "sleep4"}
+  merged["above_no_hop"] = verdicts.above_chance(acc, ds, n, no_hop)
+  lines = study_report.no_hop_lines(merged)
+  assert len(lines) == 1 and "sleep4 +0.400 (beyond)" in lines[0]
+  assert study_report.no_hop_lines({"above_chance": {}, "variants": labels}) == []
 
 
 def test_no_fall_tolerance_is_the_seed_spread_or_two_binomial_errors():
