@@ -162,6 +162,8 @@ def aggregate_variant(
   }
   step_times = [s["step_time_s"] for s in slices if s.get("step_time_s")]
   out["step_time_s"] = statistics.fmean(step_times) if step_times else None
+  shares = [s["cpu_per_wall"] for s in slices if s.get("cpu_per_wall") is not None]
+  out["cpu_per_wall"] = min(shares) if shares else None  # the most starved seed speaks
   out["num_steps"] = (
     slices[0]["config"]["num_steps"]
     if not slices[0].get("stage_configs")
@@ -336,6 +338,37 @@ def _level_row(label: str, by_difficulty: Mapping[str, Any], ds: Sequence[int]) 
   known = [by_difficulty[str(x)]["exact_match"] for x in ds if str(x) in by_difficulty]
   cells += [fmt(statistics.fmean(known) if known else None), "", ""]
   return "| " + " | ".join(cells) + " |"
+
+
+SHARED_CPU = 0.8  # CPU per wall second below which a single-threaded run did not have its core
+
+
+def cpu_share_line(merged: Mapping[str, Any]) -> str:
+  """The training runs' CPU seconds per wall second, and which of them shared the CPU.
+
+  Empty when no run recorded it (runs from before sleepnet.metrics logged `cpu_per_wall`).
+  """
+  if not all(d.startswith("cpu") for d in merged.get("devices", [])):
+    return ""  # on an accelerator the host mostly waits: its CPU share says nothing about sharing
+  labels = {v: a["label"] for v, a in merged["variants"].items()}
+  shares = {v: a.get("cpu_per_wall") for v, a in merged["variants"].items()}
+  known = {v: x for v, x in shares.items() if x is not None}
+  if not known:
+    return ""
+  cells = [f"{labels[v]} {x:.2f}" for v, x in known.items()]
+  unknown = [labels[v] for v, x in shares.items() if x is None]
+  line = (
+    "CPU seconds per wall second while training (lowest seed, median over log reports; about 1 "
+    "for a single-threaded CPU run with a core to itself): " + "; ".join(cells) + "."
+  )
+  if unknown:
+    line += f" Not recorded (older runs): {', '.join(unknown)}."
+  if starved := [labels[v] for v, x in known.items() if x < SHARED_CPU]:
+    line += (
+      f" Below {SHARED_CPU}: {', '.join(starved)} shared the CPU with other work, so its step "
+      "time and wall time overstate its cost."
+    )
+  return line
 
 
 def chance_lines(merged: Mapping[str, Any]) -> list[str]:
@@ -691,6 +724,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
       "so a study's wall time is about 1/J of it).",
       "",
     ]
+  if share := cpu_share_line(merged):
+    lines += [share, ""]
 
   sweep_variants = {v: a for v, a in merged["variants"].items() if len(a["n_sweep"]) > 1}
   if sweep_variants:

@@ -354,7 +354,8 @@ def read_curve(workdir: pathlib.Path, step_offset: int = 0) -> list[dict[str, fl
       r = json.loads(line)
     except ValueError:
       continue
-    keep = {k: r[k] for k in ("loss", "accuracy", "exact_match", "steps_per_sec") if k in r}
+    keys = ("loss", "accuracy", "exact_match", "steps_per_sec", "cpu_per_wall")
+    keep = {k: r[k] for k in keys if k in r}
     out.append({"step": int(r["step"]) + step_offset, **keep})
   return out
 
@@ -363,6 +364,12 @@ def _step_time(curve: Sequence[Mapping[str, float]]) -> float | None:
   # The median is robust to the first record of each session, which includes compilation.
   rates = [r["steps_per_sec"] for r in curve if r.get("steps_per_sec", 0) > 0]
   return 1.0 / statistics.median(rates) if rates else None
+
+
+def _cpu_per_wall(curve: Sequence[Mapping[str, float]]) -> float | None:
+  # The median over reports, as for the step time; None for runs from before it was logged.
+  shares = [r["cpu_per_wall"] for r in curve if "cpu_per_wall" in r]
+  return statistics.median(shares) if shares else None
 
 
 def execute(run: Run, ctx: Context) -> str:
@@ -504,6 +511,9 @@ def _write_slice(
     "eval": eval_report,
     "curve": curve,
     "step_time_s": _step_time(curve),
+    # CPU seconds per wall second while training (median over log reports; see
+    # sleepnet.metrics.Progress): well under 1 for a single-threaded CPU run: it shared the CPU.
+    "cpu_per_wall": _cpu_per_wall(curve),
     "wall_s": {
       "train": round(state.get("train_s", 0.0), 1),
       "eval": round(state.get("eval_s", 0.0), 1),

@@ -87,23 +87,33 @@ def _step(line: str) -> int:
 
 
 class Progress:
-  """Throughput and ETA between reports: steps/s, tokens/s and the time left."""
+  """Throughput and ETA between reports: steps/s, tokens/s, the time left, and CPU per wall.
+
+  `cpu_per_wall` is the CPU time of this process (all its threads) per wall second since the
+  previous report. A run's speed is only comparable with another's when both had the machine to
+  themselves; on a CPU, a single-threaded run that had its core scores about 1, and one that
+  shared it with other work scores less, so timings that other work inflated can be told apart.
+  """
 
   def __init__(self, start_step: int, num_steps: int, tokens_per_step: int) -> None:
     self._num_steps = num_steps
     self._tokens = tokens_per_step
     self._last_step = start_step
     self._last_time = time.perf_counter()
+    self._last_cpu = time.process_time()
 
   def update(self, step: int) -> dict[str, float]:
     """Rates since the previous call (the first includes compilation)."""
-    now = time.perf_counter()
-    rate = (step - self._last_step) / max(now - self._last_time, 1e-9)
-    self._last_step, self._last_time = step, now
+    now, cpu = time.perf_counter(), time.process_time()
+    wall = max(now - self._last_time, 1e-9)
+    rate = (step - self._last_step) / wall
+    cpu_per_wall = (cpu - self._last_cpu) / wall
+    self._last_step, self._last_time, self._last_cpu = step, now, cpu
     return {
       "steps_per_sec": rate,
       "tokens_per_sec": rate * self._tokens,
       "eta_sec": (self._num_steps - step) / max(rate, 1e-9),
+      "cpu_per_wall": cpu_per_wall,
     }
 
 

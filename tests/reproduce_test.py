@@ -117,6 +117,7 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
     assert a["curve"]["step"] == [2, 4]  # log_every=2, 4 steps: step-matched across variants
     assert len(a["curve"]["exact_match"]["mean"]) == 2
     assert a["wall_s"]["train"]["mean"] > 0 and a["wall_s"]["eval"]["mean"] > 0
+    assert a["cpu_per_wall"] > 0  # logged by the trainer, carried through slice and merge
   assert len(ci_results["runs"]) == len(scale.variants)
   for run in ci_results["runs"]:
     assert run["status"] == "ok" and run["seed"] == 0
@@ -517,6 +518,23 @@ def test_models_that_only_guess_names_are_flagged_on_depo():
   lines = study_report.no_hop_lines(merged)
   assert len(lines) == 1 and "sleep4 +0.400 (beyond)" in lines[0]
   assert study_report.no_hop_lines({"above_chance": {}, "variants": labels}) == []
+
+
+def test_cpu_share_flags_runs_that_shared_the_cpu():
+  variants = {
+    "hybrid": {"label": "hybrid", "cpu_per_wall": 0.98},
+    "sleep4": {"label": "sleep4", "cpu_per_wall": 0.55},
+    "deep4": {"label": "deep4", "cpu_per_wall": None},
+  }
+  merged = {"devices": ["cpu: test, 2 cores"], "variants": variants}
+  line = study_report.cpu_share_line(merged)
+  assert "hybrid 0.98; sleep4 0.55." in line
+  assert "Not recorded (older runs): deep4." in line
+  assert "Below 0.8: sleep4 shared the CPU" in line and "hybrid shared" not in line
+  # On an accelerator the host's CPU share says nothing about sharing; old runs say nothing.
+  assert study_report.cpu_share_line(dict(merged, devices=["gpu: NVIDIA H200 x1"])) == ""
+  quiet = {v: dict(a, cpu_per_wall=None) for v, a in variants.items()}
+  assert study_report.cpu_share_line(dict(merged, variants=quiet)) == ""
 
 
 def test_no_fall_tolerance_is_the_seed_spread_or_two_binomial_errors():
