@@ -371,6 +371,21 @@ def cpu_share_line(merged: Mapping[str, Any]) -> str:
   return line
 
 
+def _excess_line(
+  merged: Mapping[str, Any], above: Mapping[str, Any], level: str, mark: str, ref: str = ""
+) -> str:
+  """Every variant's excess over a reference level, `(mark)` where it is beyond the tolerance."""
+  labels = {v: a["label"] for v, a in merged["variants"].items()}
+  cells = [
+    f"{labels.get(v, v)} {r['excess']:+.3f}{f' ({mark})' if r['learned'] else ''}"
+    for v, r in above.items()
+  ]
+  return (
+    f"Exact match above {level} (mean over difficulties; '({mark})': beyond 2 binomial sigma "
+    f"+ 3/n{ref}): " + "; ".join(cells) + "."
+  )
+
+
 def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   """Which variants beat the question-only chance, and a warning when only chance was learned.
 
@@ -380,15 +395,7 @@ def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   above = merged.get("above_chance") or {}
   if not above:
     return []
-  labels = {v: a["label"] for v, a in merged["variants"].items()}
-  cells = [
-    f"{labels.get(v, v)} {r['excess']:+.3f}{' (learned)' if r['learned'] else ''}"
-    for v, r in above.items()
-  ]
-  lines = [
-    "Exact match above the question-only chance (mean over difficulties; '(learned)': beyond "
-    "2 binomial sigma + 3/n, as in (c)): " + "; ".join(cells) + "."
-  ]
+  lines = [_excess_line(merged, above, "the question-only chance", "learned", ", as in (c)")]
   if nothing_learned(merged):
     lines.append(NOTHING_LEARNED)
   return lines + no_hop_lines(merged)
@@ -413,15 +420,7 @@ def no_hop_lines(merged: Mapping[str, Any]) -> list[str]:
   above = merged.get("above_no_hop")
   if not above:
     return []
-  labels = {v: a["label"] for v, a in merged["variants"].items()}
-  cells = [
-    f"{labels.get(v, v)} {r['excess']:+.3f}{' (beyond)' if r['learned'] else ''}"
-    for v, r in above.items()
-  ]
-  lines = [
-    "Exact match above the no-hop guess (mean over difficulties; '(beyond)': beyond 2 binomial "
-    "sigma + 3/n): " + "; ".join(cells) + "."
-  ]
+  lines = [_excess_line(merged, above, "the no-hop guess", "beyond")]
   if no_hops_learned(merged):
     lines.append(NO_HOPS_LEARNED)
   return lines
