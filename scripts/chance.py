@@ -20,6 +20,8 @@ chance level can be computed wherever the results are merged, without the runs.
 from __future__ import annotations
 
 import collections
+import functools
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +46,25 @@ def _copy_query(facts: Mapping[str, Any]) -> tuple[str, ...] | None:
   return None
 
 
+@functools.lru_cache(maxsize=8)
+def _evaluation_set(
+  task_name: str, task_json: str, eval_seed: int, num_test: int
+) -> tuple[Any, Any, tuple[Any, ...]]:
+  """(task spec, task config, the evaluation examples), regenerated once per task config."""
+  from sleepnet.tasks import config_from_overrides, get_task  # lazy: pulls in numpy/jax
+
+  spec = get_task(task_name)
+  config = config_from_overrides(task_name, json.loads(task_json))
+  return spec, config, tuple(spec.generate(config, eval_seed, i, "test") for i in range(num_test))
+
+
+def evaluation_set(
+  task_name: str, task: Mapping[str, Any], *, eval_seed: int, num_test: int
+) -> tuple[Any, Any, tuple[Any, ...]]:
+  """The evaluation set of a run's config: record i is `generate(task, eval_seed, i, "test")`."""
+  return _evaluation_set(task_name, json.dumps(dict(task), sort_keys=True), eval_seed, num_test)
+
+
 def question_only_baseline(
   task_name: str,
   task: Mapping[str, Any],
@@ -65,10 +86,7 @@ def question_only_baseline(
     {"definition", "by_difficulty": {str(d): {"exact_match", "strategy", "num_examples"}},
     "exact_match": over all evaluation examples}.
   """
-  from sleepnet.tasks import config_from_overrides, get_task  # lazy: pulls in numpy/jax
-
-  spec = get_task(task_name)
-  config = config_from_overrides(task_name, dict(task))
+  spec, config, examples = evaluation_set(task_name, task, eval_seed=eval_seed, num_test=num_test)
   counts: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
   overall: collections.Counter = collections.Counter()
   for i in range(num_fit):
@@ -84,8 +102,7 @@ def question_only_baseline(
   }
   right: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
   total: collections.Counter = collections.Counter()
-  for i in range(num_test):
-    ex = spec.generate(config, eval_seed, i, "test")
+  for ex in examples:
     truth = _answers(ex.facts)
     total[ex.difficulty] += 1
     for name, guess in strategies.items():
@@ -124,18 +141,14 @@ def no_hop_baseline(
   not the query scores 1/(n - 1) (about 0.1 at n = 9..12) without following a single edge.
   Beating the question-only chance therefore does not show multi-hop retrieval; beating this
   level does. Computed exactly, per evaluation example (a product over its queries), on the
-  evaluation set regenerated as in `question_only_baseline`.
+  evaluation set `question_only_baseline` scores on.
   """
   if task_name != "depo":
     return None
-  from sleepnet.tasks import config_from_overrides, get_task  # lazy: pulls in numpy/jax
-
-  spec = get_task(task_name)
-  config = config_from_overrides(task_name, dict(task))
+  _, config, examples = evaluation_set(task_name, task, eval_seed=eval_seed, num_test=num_test)
   expected: collections.Counter = collections.Counter()
   total: collections.Counter = collections.Counter()
-  for i in range(num_test):
-    ex = spec.generate(config, eval_seed, i, "test")
+  for ex in examples:
     n = len({name for edge in ex.facts["edges"] for name in edge})
     p = 1.0
     for q in ex.facts["queries"]:

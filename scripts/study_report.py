@@ -514,8 +514,9 @@ def draw_figures(
         x, ys, "k--", lw=1, label="chance (question only)" if panel == "main" else "chance, t shown"
       )
       if c.get("no_hop"):
-        ys = [c["no_hop"]["by_difficulty"].get(str(d), {}).get("exact_match") for d in difficulties]
-        ax.plot(x, [math.nan if y is None else y for y in ys], "k:", lw=1, label="no-hop guess")
+        level = c["no_hop"]["by_difficulty"]
+        ys = [level.get(str(d), {}).get("exact_match", math.nan) for d in difficulties]
+        ax.plot(x, ys, "k:", lw=1, label="no-hop guess")
     ax.set_xticks(x, [str(d) for d in difficulties])
     ax.set_xlabel(f"difficulty {study.difficulty}")
     ax.set_ylabel("exact match (at the training N)")
