@@ -563,3 +563,21 @@ def test_a_noise_level_slope_is_not_growth():
   }
   got = verdicts.gain_grows_with_depth(acc, ds)
   assert got.numbers["slope"] > 0 and got.status == verdicts.FAIL
+
+
+def test_a_loss_that_shrinks_with_depth_is_not_a_growing_gain():
+  # Sleep collapsed to a constant guess, the hybrid above it only on the easy cases: the
+  # gain rises steadily (-0.3, -0.2, -0.1, 0.0) but sleep never gets ahead.
+  ds = [1, 2, 3, 4]
+  hybrid = [0.4, 0.3, 0.2, 0.1]
+  acc = {
+    "hybrid": {d: [x, x] for d, x in zip(ds, hybrid, strict=True)},
+    "sleep4": {d: [0.1, 0.1] for d in ds},
+  }
+  got = verdicts.gain_grows_with_depth(acc, ds)
+  assert got.numbers["slope"] > 2 * got.numbers["slope_se"] and got.status == verdicts.FAIL
+  # The same rising gain lifted by 0.35 ends ahead of N = 1: growth.
+  acc["sleep4"] = {
+    d: [x - 0.05 + 0.1 * i] * 2 for i, (d, x) in enumerate(zip(ds, hybrid, strict=True))
+  }
+  assert verdicts.gain_grows_with_depth(acc, ds).status == verdicts.PASS
