@@ -515,7 +515,7 @@ STUDIES: Mapping[str, Study] = {
         ),
         # 1200 steps to come near the 2-hour target: measured 7837 s = 2.2 h of wall time
         # with --jobs 2 on an idle 2-core CPU (commit f49375a); deep4 (2.1 s/step) and
-        # sleep N = 4 (1.6) are half of it. The 1500-step design is in `tried`.
+        # sleep N = 4 (1.6) are 58% of it. The 1500-step design is in `tried`.
         "cpu": Scale(
           variants=MAIN,
           seeds=(0, 1),

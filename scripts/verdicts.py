@@ -210,11 +210,13 @@ def gain_grows_with_depth(acc: PerSeed, difficulties: Sequence[int]) -> Verdict:
   slope, se = ols_slope(gains)
   status = PASS if slope - 2 * (se or 0.0) > 0 and gains[-1] > 0 else FAIL
   detail = ", ".join(f"{d}: {g:+.3f}" for d, g in zip(difficulties, gains, strict=True))
-  rule = "slope - 2 se > 0 and" if se is not None else "slope > 0 and"
-  se_text = f" (standard error {se:.4f})" if se is not None else ""
+  if se is None:
+    se_text, rule = "", "slope > 0"
+  else:
+    se_text, rule = f" (standard error {se:.4f})", "slope - 2 se > 0"
   line = (
     f"(d) {status}: slope of the gain per difficulty rank = {slope:+.4f}{se_text}; gains {detail} "
-    f"(passes iff {rule} the gain at the deepest difficulty > 0)"
+    f"(passes iff {rule} and the gain at the deepest difficulty > 0)"
   )
   return Verdict(
     "d",
