@@ -8,7 +8,7 @@ scales:
         end to end; its numbers mean nothing and are never committed to results/.
   cpu   tiny models, two seeds trained side by side with --jobs 2 on a 2-core CPU. Measured, in
         process-hours (wall = half that with --jobs 2): depo 3.8, gsm_symbolic 3.7,
-        gsm_realistic 4.3, rule110 3.7 (its five ablation variants included); the 16-layer
+        gsm_realistic 3.4, rule110 3.7 (its five ablation variants included); the 16-layer
         depth-matched deep4 alone is a quarter to a third of each. Each study page states its cost.
   gpu   the full study on one H100/H200: >= 20k steps, 3 seeds, larger models, deeper tasks; run
         in slices (`--only`, `--seeds`) because one GPU command lasts at most 10 minutes.
@@ -513,9 +513,10 @@ STUDIES: Mapping[str, Study] = {
           difficulties=None,
           **_CI,
         ),
-        # 1000 steps to fit the 2-hour target: 1200 steps measured 7837 s = 2.2 h of wall
-        # time with --jobs 2 on an idle 2-core CPU (commit f49375a); deep4 (2.1 s/step) and
-        # sleep N = 4 (1.6) are 58% of it. The 1500- and 1200-step designs are in `tried`.
+        # 1000 steps to fit the 2-hour target: measured 6243 s = 1.7 h of wall time with
+        # --jobs 2 on an idle 2-core CPU (3.4 process-hours, commit 474e498), where 1200 steps
+        # took 7837 s; deep4 (2.0 s/step) and sleep N = 4 (1.5) are 57% of it. The 1500- and
+        # 1200-step designs are in `tried`.
         "cpu": Scale(
           variants=MAIN,
           seeds=(0, 1),

@@ -555,13 +555,14 @@ def test_a_noise_level_slope_is_not_growth():
   # Sleep worse in the middle, both at the floor at the deepest d: a small positive slope within
   # two standard errors (the first cpu-scale Rule 110 numbers looked like this).
   ds = [1, 2, 3, 4, 5, 6]
+  n = {d: 256 for d in ds}
   hybrid = [0.958, 0.850, 0.531, 0.094, 0.010, 0.004]
   sleep4 = [0.913, 0.693, 0.244, 0.049, 0.014, 0.015]
   acc = {
     "hybrid": {d: [x] for d, x in zip(ds, hybrid, strict=True)},
     "sleep4": {d: [x] for d, x in zip(ds, sleep4, strict=True)},
   }
-  got = verdicts.gain_grows_with_depth(acc, ds)
+  got = verdicts.gain_grows_with_depth(acc, ds, n)
   assert got.numbers["slope"] > 0 and got.status == verdicts.FAIL
 
 
@@ -569,15 +570,37 @@ def test_a_loss_that_shrinks_with_depth_is_not_a_growing_gain():
   # Sleep collapsed to a constant guess, the hybrid above it only on the easy cases: the
   # gain rises steadily (-0.3, -0.2, -0.1, 0.0) but sleep never gets ahead.
   ds = [1, 2, 3, 4]
+  n = {d: 256 for d in ds}
   hybrid = [0.4, 0.3, 0.2, 0.1]
   acc = {
     "hybrid": {d: [x, x] for d, x in zip(ds, hybrid, strict=True)},
     "sleep4": {d: [0.1, 0.1] for d in ds},
   }
-  got = verdicts.gain_grows_with_depth(acc, ds)
+  got = verdicts.gain_grows_with_depth(acc, ds, n)
   assert got.numbers["slope"] > 2 * got.numbers["slope_se"] and got.status == verdicts.FAIL
   # The same rising gain lifted by 0.25 (-0.05 .. +0.25) ends ahead of N = 1: growth.
   acc["sleep4"] = {
     d: [x - 0.05 + 0.1 * i] * 2 for i, (d, x) in enumerate(zip(ds, hybrid, strict=True))
   }
-  assert verdicts.gain_grows_with_depth(acc, ds).status == verdicts.PASS
+  assert verdicts.gain_grows_with_depth(acc, ds, n).status == verdicts.PASS
+
+
+def test_a_deepest_gain_within_sampling_noise_is_not_growth():
+  # The gsm_realistic cpu numbers at 1000 steps: sleep collapsed to a constant near chance, the
+  # hybrid a little above it on the easy cases. Three nearly collinear gains give a tiny residual
+  # se, and the deepest gain is positive, but +0.008 on 2 x 256 examples is noise.
+  ds = [1, 2, 3]
+  n = {d: 256 for d in ds}
+  hybrid = {1: 0.116, 2: 0.058, 3: 0.069}
+  sleep4 = {1: 0.095, 2: 0.053, 3: 0.077}
+  acc = {
+    "hybrid": {d: [x, x] for d, x in hybrid.items()},
+    "sleep4": {d: [x, x] for d, x in sleep4.items()},
+  }
+  got = verdicts.gain_grows_with_depth(acc, ds, n)
+  assert got.numbers["slope"] > 2 * got.numbers["slope_se"]
+  assert 0 < got.numbers["gains"]["3"] < got.numbers["deepest_noise"]
+  assert got.status == verdicts.FAIL and "two-sigma 0.033" in got.line
+  # The same trend with sleep clearly ahead at the deepest difficulty is growth.
+  acc["sleep4"] = {d: [x + 0.1 * (d - 1), x + 0.1 * (d - 1)] for d, x in sleep4.items()}
+  assert verdicts.gain_grows_with_depth(acc, ds, n).status == verdicts.PASS
