@@ -288,15 +288,18 @@ def merge_scale(
     "complete": all(s.get("wall_complete", True) for s in ok),
   }
 
-  acc = {
+  every = {
     v: {
       d: a["exact_by_difficulty"][str(d)]["per_seed"]
       for d in difficulties
       if str(d) in a["exact_by_difficulty"]
     }
     for v, a in out["variants"].items()
-    if a["group"] == "main"
+    if a["group"] != "show_t"  # another task (t shown before eviction), so another chance level
   }
+  # The verdicts judge the main variants only; the reading aids below cover the ablations too,
+  # since whether one (e.g. two-stage sleep) learned at all is what its row needs beside it.
+  acc = {v: every[v] for v, a in out["variants"].items() if a["group"] == "main"}
   examples = {}
   for a in out["variants"].values():
     for d, r in a["exact_by_difficulty"].items():
@@ -307,12 +310,12 @@ def merge_scale(
     else {}
   )
   out["verdicts"] = [v.to_json() for v in verdicts_lib.judge(acc, difficulties, examples, chance)]
-  out["above_chance"] = verdicts_lib.above_chance(acc, difficulties, examples, chance)
+  out["above_chance"] = verdicts_lib.above_chance(every, difficulties, examples, chance)
   no_hop = main_chance.get("no_hop") if main_chance else None
   if no_hop:
     # The same reading aid against Depo's no-hop guess: who followed edges, not just names.
     level = {int(d): r["exact_match"] for d, r in no_hop["by_difficulty"].items()}
-    out["above_no_hop"] = verdicts_lib.above_chance(acc, difficulties, examples, level)
+    out["above_no_hop"] = verdicts_lib.above_chance(every, difficulties, examples, level)
   if study.task_name.startswith("gsm"):
     out["paper_comparison"] = paper_comparison(out["variants"])
   out["runs"] = [{k: v for k, v in s.items() if k != "file"} | {"slice": s["file"]} for s in slices]
@@ -326,9 +329,10 @@ NOTHING_LEARNED = (
 
 
 def nothing_learned(merged: Mapping[str, Any]) -> bool:
-  """Whether no model but the windowed transformer was judged above chance, and none of them is."""
+  """Whether no main model but the windowed transformer was judged above chance, and none is."""
   above = merged.get("above_chance") or {}
-  models = [v for v in above if v != "transformer"]
+  groups = {v: a.get("group", "main") for v, a in merged["variants"].items()}
+  models = [v for v in above if v != "transformer" and groups.get(v, "main") == "main"]
   return bool(models) and not any(above[v]["learned"] for v in models)
 
 
@@ -410,9 +414,12 @@ NO_HOPS_LEARNED = (
 
 
 def no_hops_learned(merged: Mapping[str, Any]) -> bool:
-  """Whether, on a task with a no-hop guess (Depo), no model beats it beyond the tolerance."""
+  """Whether, on a task with a no-hop guess (Depo), no main model beats it beyond tolerance."""
   above = merged.get("above_no_hop")
-  return bool(above) and not any(r["learned"] for v, r in above.items() if v != "transformer")
+  groups = {v: a.get("group", "main") for v, a in merged["variants"].items()}
+  return bool(above) and not any(
+    r["learned"] for v, r in above.items() if v != "transformer" and groups.get(v, "main") == "main"
+  )
 
 
 def no_hop_lines(merged: Mapping[str, Any]) -> list[str]:

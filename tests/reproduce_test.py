@@ -471,6 +471,12 @@ def test_a_scale_where_no_model_beats_chance_is_flagged():
   lines = study_report.chance_lines({"above_chance": above, "variants": labels})
   assert len(lines) == 2 and "No model learned this task" in lines[1]
   assert len(study_report.chance_lines({"above_chance": {}, "variants": labels})) == 0
+  # An ablation above chance is listed as learned, but the warning is about the main variants.
+  ablation = dict(acc, sleep4_2stage={1: [0.5, 0.5], 2: [0.8, 0.8]})
+  above = verdicts.above_chance(ablation, ds, n, chance)
+  with_ablation = labels | {"sleep4_2stage": {"label": "2stage", "group": "ablation"}}
+  lines = study_report.chance_lines({"above_chance": above, "variants": with_ablation})
+  assert len(lines) == 2 and "2stage +0.300 (learned)" in lines[0]
   # One model clearly above chance (0.3 over 800 answers): learned, and no warning.
   acc["sleep4"] = {1: [0.5, 0.5], 2: [0.8, 0.8]}
   above = verdicts.above_chance(acc, ds, n, chance)
@@ -511,6 +517,12 @@ def test_models_that_only_guess_names_are_flagged_on_depo():
   merged = {"above_no_hop": verdicts.above_chance(acc, ds, n, no_hop), "variants": labels}
   lines = study_report.no_hop_lines(merged)
   assert len(lines) == 2 and "No model followed the edges" in lines[1]
+  # An ablation beyond the guess does not clear the warning about the main variants.
+  ablation = dict(acc, sleep4_tokens={1: [0.5, 0.5], 2: [0.5, 0.5]})
+  merged["above_no_hop"] = verdicts.above_chance(ablation, ds, n, no_hop)
+  merged["variants"] = labels | {"sleep4_tokens": {"label": "tokens", "group": "ablation"}}
+  assert "No model followed the edges" in study_report.no_hop_lines(merged)[1]
+  merged["variants"] = labels
   # A model well beyond the no-hop guess (0.4 over 800 answers) clears the warning.
   acc["sleep4"] = {1: [0.5, 0.5], 2: [0.5, 0.5]}
   labels["sleep4"] = {"label": "sleep4"}
