@@ -856,13 +856,27 @@ SUMMARY_BEGIN = "<!-- reproduction summary: written by scripts/reproduce.py --me
 SUMMARY_END = "<!-- end of reproduction summary -->"
 
 
+# A study whose verdicts compare no learned skill is marked where it is listed, and the mark is
+# explained once, so the claim lines stay readable.
+CAVEAT_MARKS = {"nothing_learned": "†", "no_hops_learned": "‡"}
+CAVEATS = {
+  "†": "no model learned the task, so its verdicts are trivial",
+  "‡": "no model followed the edges, so its verdicts compare name guessing only",
+}
+
+
 def summary_lines(out_dir: pathlib.Path) -> list[str]:
   """Lines for the top-level README: what reproduced, what did not, what is not judged, figures.
 
-  Read from every results/<study>/results.json present; each line names study, scale and device.
-  The fourth line links every figure the merges drew (absent while there is none).
+  Read from every results/<study>/results.json present. The first two lines group by claim, each
+  claim followed by the studies and scales where it came out that way, so a reader sees in one
+  line which claims reproduced; the third names what is not judged, the devices each scale ran
+  on, and what a mark (CAVEAT_MARKS) after a study means. The fourth line links every figure
+  the merges drew (absent while there is none).
   """
-  passed, failed, unjudged, figures = [], [], [], []
+  by_status: dict[str, dict[str, list[str]]] = {verdicts_lib.PASS: {}, verdicts_lib.FAIL: {}}
+  unjudged, figures, caveats = [], [], []
+  devices: dict[str, list[str]] = {}
   for name, study in studies.STUDIES.items():
     path = out_dir / name / "results.json"
     scales = json.loads(path.read_text())["scales"] if path.exists() else {}
@@ -872,11 +886,17 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
         redesigned = bool(merged and merged.get("outdated"))
         unjudged.append(f"{name} [{scale_name}]" + (" (redesigned; rerun pending)" * redesigned))
         continue
-      where = f"{name} [{scale_name}, {', '.join(merged['devices'])}]"
+      for d in merged["devices"]:
+        if d not in devices.setdefault(scale_name, []):
+          devices[scale_name].append(d)
+      mark = ""
       if nothing_learned(merged):
-        where += " [no model learned the task: trivial]"
+        mark = CAVEAT_MARKS["nothing_learned"]
       elif no_hops_learned(merged):
-        where += " [no model followed the edges: name guessing only]"
+        mark = CAVEAT_MARKS["no_hops_learned"]
+      if mark:
+        caveats.append(f"{mark} {name} [{scale_name}]: {CAVEATS[mark]}")
+      where = f"{name} [{scale_name}]{mark}"
       drawn = [f for f in FIGURE_LABELS if f"{scale_name}_{f}.png" in merged.get("figures", [])]
       if drawn:
         label = {**FIGURE_LABELS, "exact_vs_difficulty": f"exact match vs {study.difficulty}"}
@@ -884,22 +904,30 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
           f"{name} [{scale_name}]: "
           + ", ".join(f"[{label[f]}](results/{name}/{scale_name}_{f}.png)" for f in drawn)
         )
-      for bucket, status in ((passed, verdicts_lib.PASS), (failed, verdicts_lib.FAIL)):
-        ids = [v["id"] for v in merged["verdicts"] if v["status"] == status]
-        if ids:
-          named = "; ".join(f"{i}: {verdicts_lib.TITLES.get(i, i)}" for i in ids)
-          bucket.append(f"{where} ({named})")
+      for v in merged["verdicts"]:
+        if v["status"] in by_status:
+          by_status[v["status"]].setdefault(v["id"], []).append(where)
       if any(v["status"] == verdicts_lib.NOT_JUDGED for v in merged["verdicts"]):
         unjudged.append(f"{name} [{scale_name}] (some verdicts)")
+
+  def claims(status: str) -> str:
+    groups = sorted(by_status[status].items())
+    text = "; ".join(f"({i}) {verdicts_lib.TITLES.get(i, i)}: {', '.join(w)}" for i, w in groups)
+    return text or "nothing yet"
+
   links = ", ".join(
     f"[{n}](results/{n}/README.md)" for n in studies.STUDIES if (out_dir / n / "README.md").exists()
   )
+  ran_on = "; ".join(f"{k} scale on {', '.join(v)}" for k, v in devices.items())
   return [
-    "- **Reproduced** (PASS): " + ("; ".join(passed) or "nothing yet") + ".",
-    "- **Not reproduced** (FAIL): " + ("; ".join(failed) or "nothing yet") + ".",
+    "- **Reproduced** (PASS): " + claims(verdicts_lib.PASS) + ".",
+    "- **Not reproduced** (FAIL): " + claims(verdicts_lib.FAIL) + ".",
     "- **Not yet judged**: "
     + ("; ".join(unjudged) or "nothing")
-    + ". Verdicts (a)-(d), numbers and figures: [results/README.md](results/README.md)"
+    + "."
+    + (f" Devices: {ran_on}." if ran_on else "")
+    + "".join(f" {c}." for c in caveats)
+    + " Verdicts (a)-(d), numbers and figures: [results/README.md](results/README.md)"
     + (f"; per study: {links}." if links else "."),
   ] + (["- **Figures**: " + "; ".join(figures) + "."] if figures else [])
 

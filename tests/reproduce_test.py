@@ -294,7 +294,14 @@ def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
   assert "[exact match vs t](results/rule110/cpu_exact_vs_difficulty.png)" in lines[3]
   for v in results["scales"]["cpu"]["verdicts"]:
     line = {"PASS": lines[0], "FAIL": lines[1], "not yet judged": lines[2]}[v["status"]]
-    assert "rule110 [cpu" in line, (v, line)
+    if v["status"] == "not yet judged":
+      assert "rule110 [cpu] (some verdicts)" in line, (v, line)
+      continue
+    # Grouped by claim: the claim's own clause names the study and scale where it came out so.
+    head = f"({v['id']}) {verdicts.TITLES[v['id']]}: "
+    clause = line[line.index(head) + len(head) :].split("; (")[0]
+    assert "rule110 [cpu" in clause, (v, line)
+  assert "Devices: cpu scale on " in lines[2]
   for other in ("rule110 [gpu]", "depo [cpu]", "depo [gpu]", "gsm_realistic [gpu]"):
     assert other in lines[2]
   assert "[rule110](results/rule110/README.md)" in lines[2]
@@ -307,6 +314,33 @@ def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
   # The repository's README has the block, and it states what results/ holds now.
   top = (ROOT / "README.md").read_text()
   assert "\n".join(study_report.summary_lines(ROOT / "results")) in top
+
+
+def test_readme_summary_marks_studies_whose_verdicts_compare_no_skill(tmp_path):
+  def merged(hybrid_learned):
+    learned = {"excess": 0.1, "tol": 0.01, "learned": hybrid_learned}
+    return {
+      "status": "results",
+      "devices": ["cpu: test"],
+      "verdicts": [{"id": "a", "status": "FAIL"}, {"id": "c", "status": "PASS"}],
+      "variants": {"transformer": {"group": "main"}, "hybrid": {"group": "main"}},
+      "above_chance": {"transformer": dict(learned, learned=False), "hybrid": learned},
+    }
+
+  for name, m in (("rule110", merged(False)), ("depo", merged(True)), ("gsm_symbolic", None)):
+    if m is None:
+      continue
+    if name == "depo":  # learned names above chance, but followed no edge
+      m["above_no_hop"] = {"hybrid": {"excess": 0.0, "tol": 0.01, "learned": False}}
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps({"scales": {"cpu": m}}))
+  lines = study_report.summary_lines(tmp_path)
+  assert (
+    "(a) " + verdicts.TITLES["a"] + ": rule110 [cpu]†, depo [cpu]‡." == lines[1].split(": ", 1)[1]
+  )
+  assert "† rule110 [cpu]: no model learned the task" in lines[2]
+  assert "‡ depo [cpu]: no model followed the edges" in lines[2]
+  assert "gsm_symbolic [cpu]" in lines[2] and "Devices: cpu scale on cpu: test." in lines[2]
 
 
 def test_a_run_directory_of_another_run_is_refused(ci):
