@@ -1,22 +1,52 @@
 """Training-progress numbers: throughput, ETA and CPU seconds per wall second."""
 
 import time
+import types
 
 import pytest
 
 from sleepnet import metrics
 
 
-def test_progress_rates_and_cpu_per_wall():
+class _Clocks:
+  """Wall and process-CPU clocks the test advances by hand, so the numbers do not depend on
+  how busy the machine is (a real busy loop gets almost no CPU beside a running study)."""
+
+  def __init__(self) -> None:
+    self.wall, self.cpu = 100.0, 5.0
+
+  def perf_counter(self) -> float:
+    return self.wall
+
+  def process_time(self) -> float:
+    return self.cpu
+
+
+def test_progress_rates_eta_and_cpu_per_wall(monkeypatch):
+  clocks = _Clocks()
+  monkeypatch.setattr(
+    metrics,
+    "time",
+    types.SimpleNamespace(perf_counter=clocks.perf_counter, process_time=clocks.process_time),
+  )
   progress = metrics.Progress(start_step=10, num_steps=110, tokens_per_step=8)
-  time.sleep(0.3)  # waiting costs no CPU
+  clocks.wall += 2.0  # 10 steps in 2 s of waiting: no CPU
   idle = progress.update(20)
-  assert idle["steps_per_sec"] == pytest.approx(10 / 0.3, rel=0.3)
-  assert idle["tokens_per_sec"] == pytest.approx(8 * idle["steps_per_sec"])
-  assert idle["eta_sec"] == pytest.approx(90 / idle["steps_per_sec"])
-  assert idle["cpu_per_wall"] < 0.2
-  end = time.perf_counter() + 0.3
-  while time.perf_counter() < end:  # computing costs about a core
-    pass
+  assert idle == pytest.approx(
+    {"steps_per_sec": 5.0, "tokens_per_sec": 40.0, "eta_sec": 18.0, "cpu_per_wall": 0.0}
+  )
+  clocks.wall += 4.0  # 10 more steps in 4 s, 6 CPU-seconds: one and a half cores busy
+  clocks.cpu += 6.0
   busy = progress.update(30)
-  assert busy["cpu_per_wall"] > 0.5 and busy["cpu_per_wall"] > idle["cpu_per_wall"]
+  assert busy == pytest.approx(
+    {"steps_per_sec": 2.5, "tokens_per_sec": 20.0, "eta_sec": 32.0, "cpu_per_wall": 1.5}
+  )
+
+
+def test_progress_reads_the_real_clocks():
+  # Only what holds however loaded the machine is: time moves forward and waiting costs no CPU.
+  progress = metrics.Progress(start_step=0, num_steps=10, tokens_per_step=1)
+  time.sleep(0.05)
+  m = progress.update(1)
+  assert 0 < m["steps_per_sec"] <= 1 / 0.05 + 1e-6
+  assert 0 <= m["cpu_per_wall"] < 0.5
