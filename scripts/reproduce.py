@@ -5,6 +5,7 @@ r"""Reproduces one study of the paper through the framework itself, resumably an
       --deadline_s 540                                                 # one slice (one GPU command)
   python scripts/reproduce.py --study rule110 --merge                  # slices -> results, figures
   python scripts/reproduce.py --study depo --scale cpu --dry_run       # print the commands only
+  python scripts/reproduce.py --study depo --scale gpu --todo          # what is left to run
 
 Studies: rule110, depo, gsm_symbolic, gsm_realistic. Scales (scripts/studies.py, one table): ci
 (minutes; for the test), cpu (tiny models, two seeds; on a 2-core CPU with --jobs 2 about 2
@@ -74,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     help="stop (SIGKILL, resumable) whatever still runs after this many seconds",
   )
   p.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
+  p.add_argument(
+    "--todo",
+    action="store_true",
+    help="list the selected runs that have no finished slice yet (made by today's commands), "
+    "with one scripts/gpu_slice.sh command per variant; run nothing",
+  )
   args = p.parse_args(argv)
   if args.out is None:
     args.out = CI_OUT if args.scale == "ci" else DEFAULT_OUT
@@ -119,6 +126,32 @@ def print_merge(args: argparse.Namespace) -> None:
     print(f"What differs: {study_report.PAPER_DIFFERENCES}")
 
 
+def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
+  """The runs still to do: no finished slice in results/ made by the commands they have today."""
+  ctx = study_runs.Context(runs_dir=args.runs, slices_dir=args.out / args.study / "slices")
+  missing: dict[str, list[int]] = {}
+  steps = 0
+  for run in runs:
+    if not study_runs.recorded(run, ctx, study_runs.spec_of(run, args.runs)):
+      missing.setdefault(run.variant, []).append(run.seed)
+      steps += sum(stage.num_steps for stage in run.stages)
+  if not missing:
+    print(f"{args.study}/{args.scale}: every selected run has a finished slice")
+    return
+  todo = sum(len(s) for s in missing.values())
+  print(f"{args.study}/{args.scale}: {todo} of {len(runs)} runs to do ({steps} training steps):")
+  all_seeds = list(studies.get_scale(studies.get_study(args.study), args.scale).seeds)
+  for variant, seeds in missing.items():
+    seed_text = ",".join(map(str, seeds))
+    if args.scale == "gpu":  # one device command per variant (scripts/gpu_slice.sh)
+      env = f"SEEDS={seed_text} " if seeds != all_seeds else ""
+      how = f"device: {env}bash scripts/gpu_slice.sh {args.study} {variant} 540"
+    else:
+      how = f"python scripts/reproduce.py --study {args.study} --scale {args.scale} "
+      how += f"--only {variant} --seeds {seed_text}"
+    print(f"  {variant}: seeds {seed_text}  ({how})")
+
+
 def main(argv: list[str] | None = None) -> int:
   """Runs the selected slice (unless --merge) and merges when asked or when it is a whole scale."""
   args = parse_args(argv)
@@ -130,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
+  if args.todo:
+    print_todo(args, runs)
+    return 0
   if args.dry_run:
     for run in runs:
       env = "".join(f"{k}={v} " for k, v in run.env.items())

@@ -650,3 +650,30 @@ def test_a_deepest_gain_within_sampling_noise_is_not_growth():
   # The same trend with sleep clearly ahead at the deepest difficulty is growth.
   acc["sleep4"] = {d: [x + 0.1 * (d - 1), x + 0.1 * (d - 1)] for d, x in sleep4.items()}
   assert verdicts.gain_grows_with_depth(acc, ds, n).status == verdicts.PASS
+
+
+def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_path):
+  # Nothing is run: --todo only reads results/<study>/slices.
+  out, runs = tmp_path / "results", tmp_path / "runs"
+  base = ["--study", "depo", "--scale", "gpu", "--out", str(out), "--runs", str(runs), "--todo"]
+  text = reproduce(*base, "--only", "hybrid,sleep4")
+  assert "depo/gpu: 6 of 6 runs to do (120000 training steps)" in text
+  assert "hybrid: seeds 0,1,2  (device: bash scripts/gpu_slice.sh depo hybrid 540)" in text
+  # A finished slice made by today's commands counts as done; a failed one, or one made by other
+  # commands, does not.
+  (run,) = studies.runs_of("depo", "gpu", ["hybrid"], [1], runs)
+  slices = out / "depo" / "slices"
+  slices.mkdir(parents=True)
+  spec = study_runs.spec_of(run, runs)
+  (slices / run.slice_name).write_text(json.dumps({"status": "ok", "commands": spec}))
+  text = reproduce(*base, "--only", "hybrid,sleep4")
+  assert "5 of 6 runs to do" in text
+  assert "hybrid: seeds 0,2  (device: SEEDS=0,2 bash scripts/gpu_slice.sh depo hybrid 540)" in text
+  for status, commands in (("failed", spec), ("ok", dict(spec, env={"X": "1"}))):
+    (slices / run.slice_name).write_text(json.dumps({"status": status, "commands": commands}))
+    assert "6 of 6 runs to do" in reproduce(*base, "--only", "hybrid,sleep4")
+  (slices / run.slice_name).write_text(json.dumps({"status": "ok", "commands": spec}))
+  assert "every selected run has a finished slice" in reproduce(
+    *base, "--only", "hybrid", "--seeds", "1"
+  )
+  assert not runs.exists()  # nothing was trained

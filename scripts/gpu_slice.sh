@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs one slice of a study's gpu scale on a lent GPU machine (the `device` tool), as one command.
+#
+#   here:  .venv/bin/python scripts/gpu_wheels.py        # .whl/: the packages the image lacks
+#   there: bash scripts/gpu_slice.sh STUDY VARIANTS [DEADLINE_S]     (device run, carry [".whl"])
+#   e.g.   bash scripts/gpu_slice.sh rule110 hybrid,sleep4 540
+#
+# It installs the carried wheels into /tmp/site (once per machine), prints the device, runs
+# `scripts/reproduce.py --study STUDY --scale $SCALE --only VARIANTS --jobs $JOBS --deadline_s
+# DEADLINE_S` (the scale's seeds side by side on the one GPU), and copies the slice files it
+# wrote, plus a tarball of the runs' logs, to $OUT, where the device tool brings them back.
+# Copy the slices into results/STUDY/slices/, run `reproduce.py --study STUDY --merge`, commit.
+# A run the deadline stopped resumes from its last checkpoint if the same command is sent again
+# while the machine is still warm (runs/ stays between calls on one machine, not across them).
+#
+# Environment: SCALE (default gpu), SEEDS (default: the scale's), JOBS (default 3, one process
+# per seed), OUT (set by the device tool; default runs/gpu_out).
+# Exit status: reproduce.py's (0 all finished, 3 stopped at the deadline: send it again).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 2 ]; then
+  echo "usage: bash scripts/gpu_slice.sh STUDY VARIANTS [DEADLINE_S]" >&2
+  exit 2
+fi
+study=$1
+only=$2
+deadline=${3:-540}
+scale=${SCALE:-gpu}
+out=${OUT:-runs/gpu_out}
+mkdir -p "$out" runs
+
+if [ -d .whl ] && [ ! -e /tmp/site/.sleepnet-wheels ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  touch /tmp/site/.sleepnet-wheels
+fi
+if [ -d /tmp/site ]; then
+  export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONUNBUFFERED=1
+
+command -v nvidia-smi > /dev/null && nvidia-smi -L
+python3 -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())" \
+  || exit 1
+
+marker=$(mktemp)
+args=(--study "$study" --scale "$scale" --only "$only" --jobs "${JOBS:-3}" --deadline_s "$deadline")
+if [ -n "${SEEDS:-}" ]; then
+  args+=(--seeds "$SEEDS")
+fi
+python3 scripts/reproduce.py "${args[@]}"
+rc=$?
+
+# The slices this command wrote (at most 8 files come back from the device: 2 variants x 3 seeds
+# and the logs fit).
+slices="results/$study/slices"
+if [ "$scale" = ci ]; then
+  slices="runs/results-ci/$study/slices"  # where reproduce.py keeps ci results
+fi
+find "$slices" -name "$scale-*.json" -newer "$marker" -exec cp {} "$out"/ \;
+tar -czf "$out/logs-$study-$scale.tgz" --exclude='checkpoints' \
+  $(find "runs/$study/$scale" \( -name '*.log' -o -name 'reproduce.json' -o -name 'eval.json' \) \
+    2> /dev/null) 2> /dev/null || true
+rm -f "$marker"
+ls -la "$out"
+echo "reproduce.py exit status: $rc"
+exit $rc

@@ -1,0 +1,46 @@
+"""The GPU slice tooling: which wheels travel to a lent GPU machine, and the slice command's usage.
+
+The device-side run itself needs a GPU and is not run here; on this CPU it was checked by hand in
+a venv holding only the device image's packages (WORKSPACE.md, "Running the gpu scale").
+"""
+
+import pathlib
+import subprocess
+import sys
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import gpu_wheels  # noqa: E402
+
+
+def test_wheels_carry_every_pin_the_device_lacks_and_never_its_jax():
+  carried = gpu_wheels.closure(gpu_wheels.pinned(), "3.12")
+  pins = {canonicalize_name(r.name) for r in gpu_wheels.pinned()}
+  lacking = pins - gpu_wheels.DEVICE_HAS - gpu_wheels.NEVER_CARRY
+  assert lacking <= set(carried)
+  assert {"tensorflow-datasets", "grain", "ml-collections", "tensorboardx"} <= lacking
+  assert not set(carried) & (gpu_wheels.NEVER_CARRY | gpu_wheels.DEVICE_HAS)
+  # Dependencies of dependencies travel too (tensorflow-datasets -> promise; grain -> portpicker).
+  assert {"promise", "portpicker", "dm-tree"} <= set(carried)
+  # The versions are the ones installed here (the ones CI tests), pinned ones as pinned.
+  for r in gpu_wheels.pinned():
+    name = canonicalize_name(r.name)
+    if name in carried:
+      assert r.specifier.contains(carried[name]), (name, carried[name], r)
+
+
+def test_wheel_markers_are_evaluated_for_the_devices_python():
+  # A requirement that holds only below Python 3.9 is not carried to a 3.12 machine.
+  only_old = Requirement('tensorboardx; python_version < "3.9"')
+  assert gpu_wheels.closure([only_old], "3.12") == {}
+  assert "tensorboardx" in gpu_wheels.closure([Requirement("tensorboardx")], "3.12")
+
+
+def test_slice_command_names_its_arguments():
+  p = subprocess.run(
+    ["bash", str(ROOT / "scripts" / "gpu_slice.sh"), "rule110"], capture_output=True, text=True
+  )
+  assert p.returncode == 2 and "usage: bash scripts/gpu_slice.sh STUDY VARIANTS" in p.stderr
