@@ -336,6 +336,43 @@ def nothing_learned(merged: Mapping[str, Any]) -> bool:
   return bool(models) and not any(above[v]["learned"] for v in models)
 
 
+# The variants verdicts (a), (b) and (d) compare (scripts/verdicts.py).
+SLEEP_COMPARED = ("hybrid", "sleep2", "sleep4")
+
+
+def compared_unlearned(merged: Mapping[str, Any]) -> list[str]:
+  """The models that learned the task when the hybrid and the sleep models did not ([] else).
+
+  Non-empty only when some main model beat chance (else `nothing_learned` says more) while none
+  of SLEEP_COMPARED did: then (a), (b) and (d) compare models that learned nothing (a constant
+  guess at chance), whatever the other baselines show.
+  """
+  above = merged.get("above_chance") or {}
+  groups = {v: a.get("group", "main") for v, a in merged["variants"].items()}
+  compared = [v for v in SLEEP_COMPARED if v in above]
+  learned = [
+    v
+    for v, r in above.items()
+    if r["learned"] and v != "transformer" and groups.get(v, "main") == "main"
+  ]
+  if not compared or any(above[v]["learned"] for v in compared) or not learned:
+    return []
+  return learned
+
+
+def compared_unlearned_line(merged: Mapping[str, Any]) -> str:
+  """The warning of `compared_unlearned`, naming the models that did learn ('' when none)."""
+  learned = compared_unlearned(merged)
+  if not learned:
+    return ""
+  labels = {v: a["label"] for v, a in merged["variants"].items()}
+  return (
+    "**Neither the N = 1 hybrid nor the sleep models learned this task at this scale** (none is "
+    f"above chance; {', '.join(labels.get(v, v) for v in learned)} did): (b) holds trivially, "
+    "and (a) and (d) compare constant guesses, so they say nothing about sleep."
+  )
+
+
 def _level_row(label: str, by_difficulty: Mapping[str, Any], ds: Sequence[int]) -> str:
   """A reference level's table row: its exact match per difficulty and the mean over them."""
   cells = [label, "", ""] + [fmt(by_difficulty.get(str(x), {}).get("exact_match")) for x in ds]
@@ -402,6 +439,8 @@ def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   lines = [_excess_line(merged, above, "the question-only chance", "learned", ", as in (c)")]
   if nothing_learned(merged):
     lines.append(NOTHING_LEARNED)
+  if warning := compared_unlearned_line(merged):
+    lines.append(warning)
   return lines + no_hop_lines(merged)
 
 
@@ -858,10 +897,12 @@ SUMMARY_END = "<!-- end of reproduction summary -->"
 
 # A study whose verdicts compare no learned skill is marked where it is listed, and the mark is
 # explained once, so the claim lines stay readable.
-CAVEAT_MARKS = {"nothing_learned": "†", "no_hops_learned": "‡"}
+CAVEAT_MARKS = {"nothing_learned": "†", "no_hops_learned": "‡", "compared_unlearned": "§"}
 CAVEATS = {
   "†": "no model learned the task, so its verdicts are trivial",
   "‡": "no model followed the edges, so its verdicts compare name guessing only",
+  "§": "the hybrid and sleep models learned nothing (other baselines did), so (a), (b) and "
+  "(d) compare constant guesses",
 }
 
 
@@ -892,6 +933,8 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
       mark = ""
       if nothing_learned(merged):
         mark = CAVEAT_MARKS["nothing_learned"]
+      elif compared_unlearned(merged):
+        mark = CAVEAT_MARKS["compared_unlearned"]
       elif no_hops_learned(merged):
         mark = CAVEAT_MARKS["no_hops_learned"]
       if mark:
@@ -1015,6 +1058,8 @@ def write_index(out_dir: pathlib.Path) -> None:
       details += [f"  - {v['line']}" for v in merged["verdicts"]]
       if nothing_learned(merged):
         details.append(f"  - {NOTHING_LEARNED}")
+      if warning := compared_unlearned_line(merged):
+        details.append(f"  - {warning}")
       if no_hops_learned(merged):
         details.append(f"  - {NO_HOPS_LEARNED}")
       if merged["missing"]:

@@ -327,7 +327,18 @@ def test_readme_summary_marks_studies_whose_verdicts_compare_no_skill(tmp_path):
       "above_chance": {"transformer": dict(learned, learned=False), "hybrid": learned},
     }
 
-  for name, m in (("rule110", merged(False)), ("depo", merged(True)), ("gsm_symbolic", None)):
+  baseline_only = merged(False)  # full attention learned, the hybrid (compared) did not
+  baseline_only["variants"]["transformer_full"] = {"group": "main"}
+  baseline_only["above_chance"]["transformer_full"] = baseline_only["above_chance"]["hybrid"] | {
+    "learned": True
+  }
+  studies_in = (
+    ("rule110", merged(False)),
+    ("depo", merged(True)),
+    ("gsm_symbolic", None),
+    ("gsm_realistic", baseline_only),
+  )
+  for name, m in studies_in:
     if m is None:
       continue
     if name == "depo":  # learned names above chance, but followed no edge
@@ -335,11 +346,11 @@ def test_readme_summary_marks_studies_whose_verdicts_compare_no_skill(tmp_path):
     (tmp_path / name).mkdir()
     (tmp_path / name / "results.json").write_text(json.dumps({"scales": {"cpu": m}}))
   lines = study_report.summary_lines(tmp_path)
-  assert (
-    "(a) " + verdicts.TITLES["a"] + ": rule110 [cpu]†, depo [cpu]‡." == lines[1].split(": ", 1)[1]
-  )
+  expected = "rule110 [cpu]†, depo [cpu]‡, gsm_realistic [cpu]§."
+  assert "(a) " + verdicts.TITLES["a"] + ": " + expected == lines[1].split(": ", 1)[1]
   assert "† rule110 [cpu]: no model learned the task" in lines[2]
   assert "‡ depo [cpu]: no model followed the edges" in lines[2]
+  assert "§ gsm_realistic [cpu]: the hybrid and sleep models learned nothing" in lines[2]
   assert "gsm_symbolic [cpu]" in lines[2] and "Devices: cpu scale on cpu: test." in lines[2]
 
 
@@ -520,6 +531,33 @@ def test_a_scale_where_no_model_beats_chance_is_flagged():
   assert len(lines) == 1 and "sleep4 +0.300 (learned)" in lines[0]
   # A variant missing a difficulty is left out rather than judged on part of the range.
   assert "hybrid" not in verdicts.above_chance(dict(acc, hybrid={1: [0.2]}), ds, n, chance)
+
+
+def test_a_scale_where_only_baselines_beat_chance_flags_the_sleep_verdicts():
+  ds = [1, 2]
+  n = {d: 400 for d in ds}
+  chance = {1: 0.2, 2: 0.5}
+  at_chance = {1: [0.2, 0.21], 2: [0.49, 0.5]}
+  clearly = {1: [0.5, 0.5], 2: [0.8, 0.8]}
+  acc = {v: at_chance for v in ("transformer", "hybrid", "sleep2", "sleep4")}
+  acc |= {"transformer_full": clearly, "sleep4_2stage": clearly}
+  labels = {v: {"label": v} for v in acc} | {"sleep4_2stage": {"label": "2s", "group": "ablation"}}
+  merged = {"above_chance": verdicts.above_chance(acc, ds, n, chance), "variants": labels}
+  # Full attention learned, the compared models did not; the ablation is not a main model.
+  assert study_report.compared_unlearned(merged) == ["transformer_full"]
+  assert not study_report.nothing_learned(merged)
+  lines = study_report.chance_lines(merged)
+  assert len(lines) == 2 and "Neither the N = 1 hybrid nor the sleep models" in lines[1]
+  assert "transformer_full did" in lines[1] and "(b) holds trivially" in lines[1]
+  # One compared model above chance: no warning.
+  acc["sleep2"] = clearly
+  merged["above_chance"] = verdicts.above_chance(acc, ds, n, chance)
+  assert study_report.compared_unlearned(merged) == []
+  assert len(study_report.chance_lines(merged)) == 1
+  # Nothing learned at all: the stronger warning only.
+  acc = {v: at_chance for v in ("transformer", "transformer_full", "hybrid", "sleep4")}
+  merged["above_chance"] = verdicts.above_chance(acc, ds, n, chance)
+  assert study_report.nothing_learned(merged) and not study_report.compared_unlearned(merged)
 
 
 @pytest.mark.parametrize(
