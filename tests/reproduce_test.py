@@ -715,3 +715,29 @@ def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_pat
     *base, "--only", "hybrid", "--seeds", "1"
   )
   assert not runs.exists()  # nothing was trained
+
+
+def test_compare_slices_finds_any_changed_number():
+  import compare_slices
+
+  report = {
+    "eval": {
+      "results": {
+        "1": {
+          "exact_match": 0.25,
+          "token_accuracy": 0.5,
+          "by_difficulty": {"2": {"exact_match": 0.1}},
+        }
+      }
+    },
+    "curve": [{"step": 10, "loss": 1.5}],
+  }
+  assert compare_slices.compare(report, report) == (True, "same (4 numbers)")
+  changed = json.loads(json.dumps(report))
+  changed["eval"]["results"]["1"]["by_difficulty"]["2"]["exact_match"] = 0.125
+  same, text = compare_slices.compare(report, changed)
+  assert not same and "N=1 d=2 exact_match: 0.1000 -> 0.1250" in text
+  changed = json.loads(json.dumps(report))
+  changed["curve"][-1]["loss"] = 1.25
+  assert not compare_slices.compare(report, changed)[0]
+  assert compare_slices.compare(report, {"eval": {}}) == (False, "no evaluation to compare")
