@@ -328,11 +328,16 @@ NOTHING_LEARNED = (
 )
 
 
+def _main_models(merged: Mapping[str, Any], judged: Mapping[str, Any]) -> list[str]:
+  """The main variants in `judged` other than the windowed transformer (ablations excluded)."""
+  groups = {v: a.get("group", "main") for v, a in merged["variants"].items()}
+  return [v for v in judged if v != "transformer" and groups.get(v, "main") == "main"]
+
+
 def nothing_learned(merged: Mapping[str, Any]) -> bool:
   """Whether no main model but the windowed transformer was judged above chance, and none is."""
   above = merged.get("above_chance") or {}
-  groups = {v: a.get("group", "main") for v, a in merged["variants"].items()}
-  models = [v for v in above if v != "transformer" and groups.get(v, "main") == "main"]
+  models = _main_models(merged, above)
   return bool(models) and not any(above[v]["learned"] for v in models)
 
 
@@ -348,13 +353,8 @@ def compared_unlearned(merged: Mapping[str, Any]) -> list[str]:
   guess at chance), whatever the other baselines show.
   """
   above = merged.get("above_chance") or {}
-  groups = {v: a.get("group", "main") for v, a in merged["variants"].items()}
   compared = [v for v in SLEEP_COMPARED if v in above]
-  learned = [
-    v
-    for v, r in above.items()
-    if r["learned"] and v != "transformer" and groups.get(v, "main") == "main"
-  ]
+  learned = [v for v in _main_models(merged, above) if above[v]["learned"]]
   if not compared or any(above[v]["learned"] for v in compared) or not learned:
     return []
   return learned
@@ -455,10 +455,7 @@ NO_HOPS_LEARNED = (
 def no_hops_learned(merged: Mapping[str, Any]) -> bool:
   """Whether, on a task with a no-hop guess (Depo), no main model beats it beyond tolerance."""
   above = merged.get("above_no_hop")
-  groups = {v: a.get("group", "main") for v, a in merged["variants"].items()}
-  return bool(above) and not any(
-    r["learned"] for v, r in above.items() if v != "transformer" and groups.get(v, "main") == "main"
-  )
+  return bool(above) and not any(above[v]["learned"] for v in _main_models(merged, above))
 
 
 def no_hop_lines(merged: Mapping[str, Any]) -> list[str]:
