@@ -67,37 +67,32 @@ def closure(roots: list[Requirement], python_version: str) -> dict[str, str]:
   """{distribution: installed version} of what the roots need and the device lacks."""
   env = dict(default_environment(), python_version=python_version, sys_platform="linux")
   env.update(platform_system="Linux", python_full_version=f"{python_version}.0")
-  todo = [(r, "") for r in roots]
-  seen: dict[str, str] = {}
+
+  def applies(req: Requirement, extras: frozenset[str]) -> bool:
+    # A requirement guarded by `extra == X` applies when its parent was asked for with X.
+    if req.marker is None:
+      return True
+    return any(req.marker.evaluate(dict(env, extra=x)) for x in sorted(extras) or [""])
+
+  todo = [r for r in roots if applies(r, frozenset())]
+  seen: dict[tuple[str, frozenset[str]], str] = {}  # (name, extras asked for) -> version
   while todo:
-    req, extra = todo.pop()
-    if req.marker is not None and not req.marker.evaluate(dict(env, extra=extra)):
-      continue
+    req = todo.pop()
     name = canonicalize_name(req.name)
     if name in NEVER_CARRY or name in DEVICE_HAS:
       continue  # the device's own copy (and whatever it needs) is used
-    key = name + "[" + ",".join(sorted(req.extras)) + "]"
+    key = (name, frozenset(req.extras))
     if key in seen:
       continue
     try:
-      version = md.version(req.name)
+      seen[key] = md.version(req.name)
     except md.PackageNotFoundError as e:
       raise SystemExit(
         f"{req.name} is needed but not installed in this venv: run `pip install -e .` first"
       ) from e
-    seen[key] = version
-    for sub in md.requires(req.name) or []:
-      sub_req = Requirement(sub)
-      # A requirement guarded by `extra == X` applies when this distribution was asked with X.
-      extras = sorted(req.extras) or [""]
-      for ex in extras:
-        if sub_req.marker is None or sub_req.marker.evaluate(dict(env, extra=ex)):
-          todo.append((sub_req, ex))
-          break
-  out: dict[str, str] = {}
-  for key, version in seen.items():
-    out[key.split("[")[0]] = version
-  return out
+    subs = (Requirement(sub) for sub in md.requires(req.name) or [])
+    todo += [sub for sub in subs if applies(sub, key[1])]
+  return {name: version for (name, _), version in seen.items()}
 
 
 def download(dists: dict[str, str], dest: pathlib.Path, python_version: str) -> None:
