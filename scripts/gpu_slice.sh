@@ -12,9 +12,14 @@
 # Copy the slices into results/STUDY/slices/, run `reproduce.py --study STUDY --merge`, commit.
 # A run the deadline stopped resumes from its last checkpoint if the same command is sent again
 # while the machine is still warm (runs/ stays between calls on one machine, not across them).
+# For a later machine, each stopped run's directory (its commands, logs and latest checkpoint)
+# also comes back as $OUT/run-STUDY-SCALE-VARIANT-seedK.tgz when it fits the device tool's 16 MiB
+# per file: unpack it here (`tar -xzf FILE`, from the repository root) and name
+# runs/STUDY/SCALE in the next call's carry; the run goes on from that checkpoint.
 #
 # Environment: SCALE (default gpu), SEEDS (default: the scale's), JOBS (default 3, one process
-# per seed), OUT (set by the device tool; default runs/gpu_out).
+# per seed), OUT (set by the device tool; default runs/gpu_out), SITE (where the wheels are
+# installed; default /tmp/site).
 # Exit status: reproduce.py's (0 all finished, 3 stopped at the deadline: send it again).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,13 +34,14 @@ scale=${SCALE:-gpu}
 out=${OUT:-runs/gpu_out}
 mkdir -p "$out" runs
 
-if [ -d .whl ] && [ ! -e /tmp/site/.sleepnet-wheels ]; then
+site=${SITE:-/tmp/site}
+if [ -d .whl ] && [ ! -e "$site/.sleepnet-wheels" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  touch /tmp/site/.sleepnet-wheels
+    --target "$site" .whl/*.whl || exit 1
+  touch "$site/.sleepnet-wheels"
 fi
-if [ -d /tmp/site ]; then
-  export PYTHONPATH="/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ -d "$site" ]; then
+  export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 else
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
@@ -64,6 +70,26 @@ tar -czf "$out/logs-$study-$scale.tgz" --exclude='checkpoints' \
   $(find "runs/$study/$scale" \( -name '*.log' -o -name 'reproduce.json' -o -name 'eval.json' \) \
     2> /dev/null) 2> /dev/null || true
 rm -f "$marker"
+
+# Runs the deadline stopped: their directories, for a later machine (see the top). A run with a
+# slice file written by this command finished (or failed) and stays behind.
+if [ "$rc" = 3 ]; then
+  for variant in ${only//,/ }; do
+    for dir in "runs/$study/$scale/$variant"/seed*; do
+      [ -d "$dir" ] || continue
+      seed=${dir##*/}
+      [ -e "$out/$scale-$variant-$seed.json" ] && continue
+      file="$out/run-$study-$scale-$variant-$seed.tgz"
+      tar -czf "$file" "$dir"
+      size=$(stat -c %s "$file")
+      if [ "$size" -gt $((16 * 1024 * 1024)) ]; then
+        rm -f "$file"
+        echo "$dir: $((size / 1024 / 1024)) MiB packed, over the 16 MiB a file may come back;" \
+          "it resumes only on this machine while it stays warm"
+      fi
+    done
+  done
+fi
 ls -la "$out"
 echo "reproduce.py exit status: $rc"
 exit $rc

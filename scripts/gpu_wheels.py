@@ -13,8 +13,10 @@ What is carried: every distribution that setup.cfg pins, and every distribution 
 3.12 on Linux), except what the device image already holds (DEVICE_HAS, from the image's package
 list in the device tool's KINDS.md, read 2026-11-17). The device's own jax and jaxlib always stay:
 they must match its CUDA plugin. Versions are this venv's, the ones CI tests, so a slice on the
-GPU runs the framework at the versions its tests pass with (jax excepted; the slice's
-results record the jax version it ran).
+GPU runs the framework at the versions its tests pass with, except where the device's jax cannot
+import this venv's version (DEVICE_VERSIONS: flax). `scripts/gpu_rehearsal.sh` runs the test
+suite and a ci-scale slice on this CPU with the device's Python, jax and these wheels; the
+slice's results record the jax and flax versions it ran.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import zipfile
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -45,6 +48,15 @@ _DEVICE_IMAGE = """
 DEVICE_HAS = frozenset(canonicalize_name(n) for n in _DEVICE_IMAGE.split())
 # Never carried: the device's jax must match its CUDA plugin; these are the accelerator's stack.
 NEVER_CARRY = frozenset({"jax", "jaxlib", "numpy"})
+# The device's jax and numpy (KINDS.md, "pip list, as a session saw it"), for the rehearsal.
+DEVICE_JAX = "0.11.2"
+DEVICE_NUMPY = "2.5.2"
+# Carried in place of this venv's version, because the device's jax cannot import that one:
+# flax 0.12.8 (pinned here for jax 0.10.2) subclasses jax.experimental.hijax.HiPrimitive, which
+# jax 0.11 renamed HiPrim, so `from flax import nnx` fails there; 0.12.9 still uses the old name
+# and 0.12.12 is the newest release, using only names jax 0.11.2 has. The whole test suite
+# passes with it on Python 3.12 and jax 0.11.2 (CPU), by scripts/gpu_rehearsal.sh.
+DEVICE_VERSIONS = {"flax": "0.12.12"}
 PLATFORMS = (
   "manylinux_2_28_x86_64",
   "manylinux_2_27_x86_64",
@@ -64,7 +76,12 @@ def pinned() -> list[Requirement]:
 
 
 def closure(roots: list[Requirement], python_version: str) -> dict[str, str]:
-  """{distribution: installed version} of what the roots need and the device lacks."""
+  """{distribution: version} of what the roots need and the device lacks.
+
+  The version is the one installed here, or DEVICE_VERSIONS's; what a distribution needs is read
+  from the metadata installed here (`download` checks that a DEVICE_VERSIONS wheel needs nothing
+  beyond that).
+  """
   env = dict(default_environment(), python_version=python_version, sys_platform="linux")
   env.update(platform_system="Linux", python_full_version=f"{python_version}.0")
 
@@ -85,7 +102,7 @@ def closure(roots: list[Requirement], python_version: str) -> dict[str, str]:
     if key in seen:
       continue
     try:
-      seen[key] = md.version(req.name)
+      seen[key] = DEVICE_VERSIONS.get(name) or md.version(req.name)
     except md.PackageNotFoundError as e:
       raise SystemExit(
         f"{req.name} is needed but not installed in this venv: run `pip install -e .` first"
@@ -108,6 +125,8 @@ def download(dists: dict[str, str], dest: pathlib.Path, python_version: str) -> 
     for p in PLATFORMS:
       cmd += ["--platform", p]
     if subprocess.run([*cmd, f"{name}=={version}"], capture_output=True).returncode == 0:
+      if name in DEVICE_VERSIONS:
+        _check_needs(name, dest, set(dists), python_version)
       continue
     before = set(dest.glob("*.whl"))
     build = [*base, "wheel", "-q", "--no-deps", "-w", str(dest), f"{name}=={version}"]
@@ -115,6 +134,27 @@ def download(dists: dict[str, str], dest: pathlib.Path, python_version: str) -> 
     built = set(dest.glob("*.whl")) - before
     if not built or any(not w.name.endswith("-none-any.whl") for w in built):
       raise SystemExit(f"{name}=={version}: no wheel for the device and not pure Python")
+
+
+def wheel_needs(wheel: pathlib.Path, python_version: str) -> set[str]:
+  """The distributions a wheel requires on the device (its METADATA, extras not asked for)."""
+  with zipfile.ZipFile(wheel) as z:
+    meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+    lines = z.read(meta).decode().splitlines()
+  env = dict(default_environment(), python_version=python_version, sys_platform="linux", extra="")
+  reqs = [Requirement(x.split(":", 1)[1]) for x in lines if x.startswith("Requires-Dist:")]
+  return {canonicalize_name(r.name) for r in reqs if r.marker is None or r.marker.evaluate(env)}
+
+
+def _check_needs(name: str, dest: pathlib.Path, carried: set[str], python_version: str) -> None:
+  """A DEVICE_VERSIONS wheel must need only what travels or the device has."""
+  wheel = next(dest.glob(f"{name.replace('-', '_')}-{DEVICE_VERSIONS[name]}-*.whl"))
+  missing = wheel_needs(wheel, python_version) - carried - DEVICE_HAS - NEVER_CARRY
+  if missing:
+    raise SystemExit(
+      f"{wheel.name} needs {sorted(missing)}, which neither travel nor are on the device: "
+      "install that version here and rerun, or add them to the closure"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

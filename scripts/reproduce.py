@@ -130,11 +130,15 @@ def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
   """The runs still to do: no finished slice in results/ made by the commands they have today."""
   ctx = study_runs.Context(runs_dir=args.runs, slices_dir=args.out / args.study / "slices")
   missing: dict[str, list[int]] = {}
+  partial: list[str] = []  # runs with checkpoints here (unpacked from a device's run-*.tgz)
   steps = 0
   for run in runs:
     if not study_runs.recorded(run, ctx, study_runs.spec_of(run, args.runs)):
       missing.setdefault(run.variant, []).append(run.seed)
       steps += sum(stage.num_steps for stage in run.stages)
+      done = study_runs.steps_done(run)
+      if done:
+        partial.append(f"{run.variant}/seed{run.seed} at step {done}")
   if not missing:
     print(f"{args.study}/{args.scale}: every selected run has a finished slice")
     return
@@ -150,6 +154,9 @@ def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
       how = f"python scripts/reproduce.py --study {args.study} --scale {args.scale} "
       how += f"--only {variant} --seeds {seed_text}"
     print(f"  {variant}: seeds {seed_text}  ({how})")
+  if partial:
+    where = study_runs.portable(args.runs / args.study / args.scale)
+    print(f"  resume from checkpoints here ({'; '.join(partial)}): carry {where}")
 
 
 def main(argv: list[str] | None = None) -> int:

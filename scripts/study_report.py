@@ -231,7 +231,7 @@ def merge_scale(
       for vid in "abcd"
     ]
     return out
-  devices, commits = [], []
+  devices, commits, software = [], [], []
   for s in ok:
     for d in s.get("devices", []):
       text = f"{d.get('platform')} / {d.get('device_kind')} (x{d.get('count', '?')})"
@@ -239,6 +239,10 @@ def merge_scale(
         text = f"cpu: {d['host_cpu']}, {d.get('host_cores', '?')} cores"
       if text not in devices:
         devices.append(text)
+      # The framework versions it ran with (the GPU image's jax is not the one CI pins).
+      versions = ", ".join(f"{k} {d[k]}" for k in ("jax", "flax") if d.get(k))
+      if versions and versions not in software:
+        software.append(versions)
     commit = (s.get("git") or {}).get("commit", "unknown")
     dirty = (s.get("git") or {}).get("dirty")
     changed = (s.get("git") or {}).get("changed")
@@ -251,6 +255,7 @@ def merge_scale(
   out["devices"] = devices or ["unknown"]
   out["device_source"] = next((s["device_source"] for s in ok if s.get("device_source")), "")
   out["commits"] = commits
+  out["software"] = software
   main = [s for s in ok if _group(s["variant"]) != "show_t"]
   difficulties = _difficulties(scale, main or ok)
   out["difficulties"] = difficulties
@@ -702,7 +707,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     return lines
   lines += [
     f"Device: {', '.join(merged['devices'])} ({merged['device_source']}). "
-    f"Commit: {', '.join(merged['commits'])}.",
+    f"Commit: {', '.join(merged['commits'])}."
+    + (f" Software: {'; '.join(merged['software'])}." if merged.get("software") else ""),
     "",
   ]
   ds = merged["difficulties"]

@@ -54,8 +54,9 @@ SKIPPED, RECORDED, DONE, FAILED, INTERRUPTED, CONFLICT = (
 )
 
 _PROBE = (
-  "import json, jax; d = jax.devices()[0]; print(json.dumps({'platform': d.platform, "
-  "'device_kind': d.device_kind, 'count': jax.device_count(), 'jax': jax.__version__}))"
+  "import json, flax, jax; d = jax.devices()[0]; print(json.dumps({'platform': d.platform, "
+  "'device_kind': d.device_kind, 'count': jax.device_count(), 'jax': jax.__version__, "
+  "'flax': flax.__version__}))"
 )
 
 
@@ -242,6 +243,22 @@ def command_key(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _final_checkpoint(workdir: pathlib.Path, num_steps: int) -> bool:
   return (workdir / "checkpoints" / str(num_steps)).is_dir()
+
+
+def steps_done(run: Run) -> int:
+  """Training steps the run's checkpoints hold (its stages in order; 0 if none)."""
+  done = 0
+  for stage in run.stages:
+    # As sleepnet.checkpoint.saved_steps (not imported: this process never imports jax).
+    saved = sorted(
+      int(p.name) for p in (stage.workdir / "checkpoints").glob("*") if p.name.isdigit()
+    )
+    if not saved:
+      break
+    done += saved[-1]
+    if saved[-1] < stage.num_steps:
+      break
+  return done
 
 
 def eval_matches(run: Run, eval_report: Any, num_test: int | None) -> bool:

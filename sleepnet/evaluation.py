@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import flax
 import jax
 import ml_collections
 import numpy as np
@@ -265,6 +266,7 @@ def evaluate(
       "device_kind": jax.devices()[0].device_kind,
       "count": jax.device_count(),
       "jax": jax.__version__,
+      "flax": flax.__version__,
       "host_cpu": host_cpu(),
       "host_cores": os.cpu_count(),
     },

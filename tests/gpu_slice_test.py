@@ -7,6 +7,7 @@ a venv holding only the device image's packages (WORKSPACE.md, "Running the gpu 
 import pathlib
 import subprocess
 import sys
+import zipfile
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -25,11 +26,39 @@ def test_wheels_carry_every_pin_the_device_lacks_and_never_its_jax():
   assert not set(carried) & (gpu_wheels.NEVER_CARRY | gpu_wheels.DEVICE_HAS)
   # Dependencies of dependencies travel too (tensorflow-datasets -> promise; grain -> portpicker).
   assert {"promise", "portpicker", "dm-tree"} <= set(carried)
-  # The versions are the ones installed here (the ones CI tests), pinned ones as pinned.
+  # The versions are the ones installed here (the ones CI tests), pinned ones as pinned, except
+  # the few the device's jax needs in another version.
   for r in gpu_wheels.pinned():
     name = canonicalize_name(r.name)
-    if name in carried:
+    if name in gpu_wheels.DEVICE_VERSIONS:
+      assert carried[name] == gpu_wheels.DEVICE_VERSIONS[name]
+    elif name in carried:
       assert r.specifier.contains(carried[name]), (name, carried[name], r)
+
+
+def test_device_versions_replace_pinned_packages_only():
+  pins = {canonicalize_name(r.name) for r in gpu_wheels.pinned()}
+  assert set(gpu_wheels.DEVICE_VERSIONS) <= pins - gpu_wheels.NEVER_CARRY
+
+
+def test_wheel_needs_reads_the_requirements_that_apply_on_the_device(tmp_path):
+  wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+  metadata = "\n".join(
+    [
+      "Metadata-Version: 2.1",
+      "Name: demo",
+      "Version: 1.0",
+      "Requires-Dist: jax>=0.11.1",
+      "Requires-Dist: Tree_Scope>=0.1.7",
+      'Requires-Dist: colorama; sys_platform == "win32"',
+      'Requires-Dist: jaxtyping; extra == "testing"',
+      'Requires-Dist: tomli; python_version < "3.11"',
+    ]
+  )
+  with zipfile.ZipFile(wheel, "w") as z:
+    z.writestr("demo-1.0.dist-info/METADATA", metadata)
+  assert gpu_wheels.wheel_needs(wheel, "3.12") == {"jax", "tree-scope"}
+  assert gpu_wheels.wheel_needs(wheel, "3.10") == {"jax", "tree-scope", "tomli"}
 
 
 def test_wheel_markers_are_evaluated_for_the_devices_python():
@@ -44,3 +73,13 @@ def test_slice_command_names_its_arguments():
     ["bash", str(ROOT / "scripts" / "gpu_slice.sh"), "rule110"], capture_output=True, text=True
   )
   assert p.returncode == 2 and "usage: bash scripts/gpu_slice.sh STUDY VARIANTS" in p.stderr
+
+
+def test_rehearsal_needs_the_devices_python():
+  script = str(ROOT / "scripts" / "gpu_rehearsal.sh")
+  p = subprocess.run(["bash", script], capture_output=True, text=True)
+  assert p.returncode == 2 and "usage: bash scripts/gpu_rehearsal.sh PYTHON3.12" in p.stderr
+  # This interpreter is not 3.12 in CI (3.11); a 3.12 one would start building the venv.
+  if sys.version_info[:2] != (3, 12):
+    p = subprocess.run(["bash", script, sys.executable], capture_output=True, text=True)
+    assert p.returncode == 2 and "the device runs 3.12" in p.stderr

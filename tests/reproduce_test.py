@@ -717,6 +717,26 @@ def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_pat
   assert not runs.exists()  # nothing was trained
 
 
+def test_todo_names_runs_that_resume_from_checkpoints_here(tmp_path):
+  # A run directory unpacked from a device's run-*.tgz: its checkpoints say how far it got.
+  out, runs = tmp_path / "results", tmp_path / "runs"
+  base = ["--study", "rule110", "--scale", "gpu", "--out", str(out), "--runs", str(runs), "--todo"]
+  (hybrid,) = studies.runs_of("rule110", "gpu", ["hybrid"], [2], runs)
+  for step in ("4000", "5000", "5000.orbax-checkpoint-tmp-1"):  # an unfinished save counts not
+    (hybrid.directory / "checkpoints" / step).mkdir(parents=True)
+  (two_stage,) = studies.runs_of("rule110", "gpu", ["sleep4_2stage"], [0], runs)
+  stage1, stage2 = two_stage.stages
+  (stage1.workdir / "checkpoints" / str(stage1.num_steps)).mkdir(parents=True)
+  (stage2.workdir / "checkpoints" / "1000").mkdir(parents=True)
+  assert study_runs.steps_done(hybrid) == 5000
+  assert study_runs.steps_done(two_stage) == stage1.num_steps + 1000
+  text = reproduce(*base, "--only", "hybrid,sleep4_2stage")
+  expected = f"hybrid/seed2 at step 5000; sleep4_2stage/seed0 at step {stage1.num_steps + 1000}"
+  assert f"resume from checkpoints here ({expected}): carry " in text
+  assert text.rstrip().endswith("rule110/gpu")
+  assert "resume" not in reproduce(*base, "--only", "sleep2")
+
+
 def test_compare_slices_finds_any_changed_number():
   import compare_slices
 
