@@ -65,7 +65,7 @@ slices="results/$study/slices"
 if [ "$scale" = ci ]; then
   slices="runs/results-ci/$study/slices"  # where reproduce.py keeps ci results
 fi
-find "$slices" -name "$scale-*.json" -newer "$marker" -exec cp {} "$out"/ \;
+find "$slices" -name "$scale-*.json" -newer "$marker" -exec cp {} "$out"/ \; 2> /dev/null
 tar -czf "$out/logs-$study-$scale.tgz" --exclude='checkpoints' \
   $(find "runs/$study/$scale" \( -name '*.log' -o -name 'reproduce.json' -o -name 'eval.json' \) \
     2> /dev/null) 2> /dev/null || true
