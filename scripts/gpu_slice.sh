@@ -34,22 +34,8 @@ scale=${SCALE:-gpu}
 out=${OUT:-runs/gpu_out}
 mkdir -p "$out" runs
 
-site=${SITE:-/tmp/site}
-if [ -d .whl ] && [ ! -e "$site/.sleepnet-wheels" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$site" .whl/*.whl || exit 1
-  touch "$site/.sleepnet-wheels"
-fi
-if [ -d "$site" ]; then
-  export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-else
-  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONUNBUFFERED=1
-
-command -v nvidia-smi > /dev/null && nvidia-smi -L
-python3 -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__, jax.devices())" \
-  || exit 1
+# shellcheck source=scripts/gpu_env.sh
+source scripts/gpu_env.sh || exit 1
 
 marker=$(mktemp)
 args=(--study "$study" --scale "$scale" --only "$only" --jobs "${JOBS:-3}" --deadline_s "$deadline")

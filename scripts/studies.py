@@ -729,6 +729,24 @@ def _command(
   )
 
 
+def parse_command(argv: Sequence[str]) -> Any:
+  """The config that `python -m sleepnet.main ARGV` trains with, parsed by the same flags code.
+
+  ARGV is a stage's `argv` (`--config=experiments/...`, `--config.KEY=VALUE`, `--workdir=...`),
+  read relative to the repository as the subprocesses are. Imports absl and ml_collections only
+  when called: reproduce.py, which imports this module, never needs them.
+  """
+  from absl import flags
+  from ml_collections import config_flags
+
+  argv = ["sleepnet.main", *argv]
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, sys_argv=argv)
+  flags.DEFINE_string("workdir", None, "", flag_values=fv)
+  fv(argv)
+  return fv.config
+
+
 def runs_of(
   study_name: str,
   scale_name: str,

@@ -13,8 +13,6 @@ import sys
 import jax
 import jax.numpy as jnp
 import pytest
-from absl import flags
-from ml_collections import config_flags
 
 from sleepnet import train
 from sleepnet.tasks import pipeline
@@ -22,16 +20,6 @@ from sleepnet.tasks import pipeline
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import studies  # noqa: E402
-
-
-def parse(argv):
-  """The config of `python -m sleepnet.main ARGV`, parsed by the same absl/config_flags code."""
-  argv = ["sleepnet.main", *argv]
-  fv = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, sys_argv=argv)
-  flags.DEFINE_string("workdir", None, "", flag_values=fv)
-  fv(argv)
-  return fv.config
 
 
 @pytest.mark.parametrize("study_name", list(studies.STUDIES))
@@ -43,7 +31,7 @@ def test_every_gpu_command_builds_and_its_train_step_traces(study_name, tmp_path
   assert {r.variant for r in runs} == set(scale.variants)
   for run in runs:
     for stage in run.stages:
-      config = parse(stage.argv)
+      config = studies.parse_command(stage.argv)
       assert config.num_steps == stage.num_steps and config.seed == 0
       model_config, task = train.resolve(config)
       example = pipeline.TaskSource(config.task_name, task, seed=0, split="train")[0]

@@ -1,0 +1,36 @@
+"""scripts/bench_study_steps.py: every selected variant is compiled, timed and reported."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import bench_study_steps  # noqa: E402
+
+
+def test_times_each_variant_and_writes_every_number(tmp_path, capsys):
+  out = tmp_path / "steps.json"
+  argv = ["--study", "rule110", "--scale", "ci", "--only", "hybrid,sleep4", "--steps", "2"]
+  assert bench_study_steps.main([*argv, "--out", str(out)]) == 0
+  report = json.loads(out.read_text())
+  rows = report["rows"]
+  assert [(r["study"], r["variant"], r["sleep_passes"]) for r in rows] == [
+    ("rule110", "hybrid", 1),
+    ("rule110", "sleep4", 4),
+  ]
+  for r in rows:
+    assert r["s_per_step"] > 0 and r["s_per_step_min"] <= r["s_per_step"]
+    assert r["projected_train_s"] == pytest.approx(r["s_per_step"] * r["num_steps"], abs=0.1)
+    assert r["timed_steps"] == 2 and r["tokens"] > 0
+    assert r["loss"] == r["loss"]  # finite, not NaN
+  assert report["device"]["jax"] and report["scale"] == "ci"
+  table = capsys.readouterr().out
+  assert "| rule110 | sleep4 | 4 |" in table
+
+
+def test_names_a_variant_no_study_has():
+  with pytest.raises(SystemExit):
+    bench_study_steps.main(["--study", "depo", "--scale", "ci", "--only", "sleep4_tokens"])
