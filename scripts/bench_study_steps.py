@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import studies  # noqa: E402
+import study_runs  # noqa: E402
 
 from sleepnet import sharding, train  # noqa: E402
 
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
       "jax": jax.__version__,
     },
     "scale": args.scale,
+    "date": study_runs.now(),
+    "git": study_runs.git_info(),
     "rows": [],
   }
   print(f"{device.platform} / {device.device_kind}, jax {jax.__version__}", flush=True)
@@ -166,10 +169,30 @@ def main(argv: list[str] | None = None) -> int:
       flush=True,
     )
     if args.out:
-      args.out.parent.mkdir(parents=True, exist_ok=True)
-      args.out.write_text(json.dumps(report, indent=1) + "\n")
+      write(args.out, report, argv if argv is not None else sys.argv[1:])
   print(table(report["rows"]))
   return 0
+
+
+def write(path: pathlib.Path, report: dict[str, Any], argv: list[str]) -> None:
+  """PATH (JSON, every number) and PATH with .md (the table, with what made it)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(report, indent=1) + "\n")
+  d = report["device"]
+  lines = [
+    f"# Seconds per training step, {report['scale']} scale",
+    "",
+    f"Written by `python scripts/bench_study_steps.py {' '.join(argv)}` on {report['date']}.",
+    f"Device: {d['platform']} / {d['device_kind']} ({d['host']}), jax {d['jax']}, "
+    f"commit {report['git']['commit'][:12]}"
+    + (" with uncommitted changes" if report["git"].get("dirty") else "")
+    + ". Seed 0, one run at a time, the compiled step alone "
+    "(see the script's docstring); every number is in the JSON beside this file.",
+    "",
+    table(report["rows"]),
+    "",
+  ]
+  path.with_suffix(".md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ def test_times_each_variant_and_writes_every_number(tmp_path, capsys):
   assert report["device"]["jax"] and report["scale"] == "ci"
   table = capsys.readouterr().out
   assert "| rule110 | sleep4 | 4 |" in table
+  page = out.with_suffix(".md").read_text()
+  assert "| rule110 | sleep4 | 4 |" in page and f"jax {report['device']['jax']}" in page
+  assert report["git"]["commit"][:12] in page
 
 
 def test_names_a_variant_no_study_has():
