@@ -1,4 +1,4 @@
-"""What a study scale costs per training step, every variant side by side in one process.
+"""What a study scale costs per training step, each variant's exact command, side by side.
 
 Plans the gpu scale: a lent GPU has 15 minutes of device time per task, so how many variants of
 which study fit in one task, and whether 20k steps can finish at all, depend on the seconds per
@@ -8,27 +8,33 @@ step of each variant's exact training command, which nobody has measured on a GP
   # on a lent GPU (WORKSPACE.md, "The gpu scale on a lent GPU"):
   source scripts/gpu_env.sh && python3 scripts/bench_study_steps.py --study all --scale gpu \\
     --only hybrid,sleep4 --out $OUT/study_steps.json
+  ... --study rule110 --only sleep4 --processes 3     # 3 seeds sharing the device, as a slice
 
-For each study and variant, seed 0, the last training stage's command in `scripts/studies.py`
-(for a two-stage variant its sleep stage: `steps` and the projection are that stage's) is
-parsed exactly as `python -m sleepnet.main` parses it; its real train state, train step and
-training batches (the grain pipeline) are built; the step is compiled (timed), then run for
---steps steps after one warm-up, each timed to completion (median). The batch is fetched before
-the clock starts, so this is the compiled step alone: data loading, logging and checkpointing
-are not in it. One process, one run at a time: a slice trains a variant's seeds side by side on
-one GPU, which shares it. The scale's environment variables (`Scale.env`, e.g. the cpu scale's
-single-threaded XLA) are not applied, since they must be set before jax starts: each row records
-them, and the cpu scale's real runs are slower per step than this measures. Prints a markdown
-table; --out also writes every number as JSON, rewritten after each variant so that a command
-stopped by its time limit keeps what it measured.
+For each study and variant, the last training stage's command in `scripts/studies.py` (for a
+two-stage variant its sleep stage: `steps` and the projection are that stage's) is parsed
+exactly as `python -m sleepnet.main` parses it; its real train state, train step and training
+batches (the grain pipeline) are built; the step is compiled (timed), then run for --steps
+steps after one warm-up, each timed to completion (median). The batch is fetched before the
+clock starts, so this is the compiled step alone: data loading, logging and checkpointing are
+not in it. One process measures seed 0, one run at a time; `--processes K` starts K processes
+(seeds 0..K-1) that time each variant together, as a slice's seeds share one GPU, so their
+s/step is what each seed of a K-seed slice gets. The scale's environment variables
+(`Scale.env`, e.g. the cpu scale's single-threaded XLA) are not applied, since they must be set
+before jax starts: each row records them, and the cpu scale's real runs are slower per step
+than this measures. Prints a markdown table; --out also writes every number as JSON (and the
+table as .md), rewritten after each measurement so that a command stopped by its time limit
+keeps what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import pathlib
 import platform
+import queue as queue_lib
 import statistics
 import sys
 import time
@@ -43,16 +49,19 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import studies  # noqa: E402
 import study_runs  # noqa: E402
 
-from sleepnet import sharding, train  # noqa: E402
+from sleepnet import evaluation, sharding, train  # noqa: E402
 
 SLICE_SECONDS = 540  # the deadline of one gpu_slice.sh command (WORKSPACE.md)
 
 
-def measure(run: studies.Run, steps: int) -> dict[str, Any]:
+def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]:
   """Compile time, seconds per step and memory of the run's last stage.
 
   Memory is the compiled program's own accounting (temporaries; arguments = the train state and
-  batch), not the device's peak, which one process running many variants cannot separate.
+  batch), not the device's peak, which one process running many variants cannot separate. With
+  a barrier (--processes), the timed steps start when every process has compiled and warmed up,
+  and the next variant when every process has finished timing: the processes share the device
+  while the clock runs, as the seeds of a slice do.
   """
   stage = run.stages[-1]
   config = studies.parse_command(stage.argv)
@@ -73,15 +82,22 @@ def measure(run: studies.Run, steps: int) -> dict[str, Any]:
   memory = compiled.memory_analysis()
   state, metrics = compiled(state, batch)  # warm-up
   jax.block_until_ready(metrics)
+  if barrier is not None:
+    barrier.wait()
   times = []
   for _ in range(steps):
     start = time.perf_counter()
     state, metrics = compiled(state, batch)
     jax.block_until_ready(metrics)
     times.append(time.perf_counter() - start)
+  if barrier is not None:
+    barrier.wait()
   s_per_step = statistics.median(times)
+  device = jax.devices()[0]
   return {
+    "study": run.study,
     "variant": run.variant,
+    "seed": run.seed,
     "stage": stage.workdir.name if len(run.stages) > 1 else "",
     "sleep_passes": passes if passes is not None else config.model.sleep_passes,
     "batch_size": config.batch_size,
@@ -97,6 +113,14 @@ def measure(run: studies.Run, steps: int) -> dict[str, Any]:
     "argument_bytes": getattr(memory, "argument_size_in_bytes", None),
     "loss": float(metrics["loss"]),
     "env_not_applied": dict(run.env),
+    "device": {
+      "platform": device.platform,
+      "device_kind": device.device_kind,
+      "host": platform.node(),
+      "host_cpu": evaluation.host_cpu(),
+      "host_cores": os.cpu_count(),
+      "jax": jax.__version__,
+    },
   }
 
 
@@ -107,19 +131,63 @@ def _mib(n: int | None) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
   """The measurements as a markdown table."""
   lines = [
-    "| study | variant | N | batch x tokens | compile (s) | s/step | steps | projected train (s) "
-    "| steps per 540 s | temp MiB | arguments MiB |",
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    "| study | variant | seed | N | batch x tokens | compile (s) | s/step | steps "
+    "| projected train (s) | steps per 540 s | temp MiB | arguments MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for r in rows:
     name = r["variant"] + (f" ({r['stage']})" if r["stage"] else "")
     lines.append(
-      f"| {r['study']} | {name} | {r['sleep_passes']} | {r['batch_size']} x {r['tokens']} "
-      f"| {r['compile_s']:.1f} | {r['s_per_step']:.4f} | {r['num_steps']} "
-      f"| {r['projected_train_s']:.0f} "
-      f"| {r['steps_per_slice']} | {_mib(r['temp_bytes'])} | {_mib(r['argument_bytes'])} |"
+      f"| {r['study']} | {name} | {r['seed']} | {r['sleep_passes']} "
+      f"| {r['batch_size']} x {r['tokens']} | {r['compile_s']:.1f} | {r['s_per_step']:.4f} "
+      f"| {r['num_steps']} | {r['projected_train_s']:.0f} | {r['steps_per_slice']} "
+      f"| {_mib(r['temp_bytes'])} | {_mib(r['argument_bytes'])} |"
     )
   return "\n".join(lines)
+
+
+def plan_runs(names: list[str], scale: str, only: list[str], seed: int) -> list[studies.Run]:
+  """Seed `seed`'s run of every selected variant of every named study (unknown names fail)."""
+  plan = []
+  for name in names:
+    study = studies.get_study(name)  # unknown names fail here, listing the valid ones
+    variants = list(studies.get_scale(study, scale).variants)
+    for v in only:
+      studies.get_variant(v)
+    chosen = [v for v in only if v in variants] if only else variants
+    plan += studies.runs_of(name, scale, chosen, [seed], ROOT / "runs" / "bench")
+  return plan
+
+
+def _worker(plan: list[studies.Run], steps: int, barrier: Any, queue: Any) -> None:
+  """One of --processes K: measures its seed's runs, in step with the others."""
+  for run in plan:
+    queue.put(measure(run, steps, barrier))
+
+
+def _measure_side_by_side(plans: list[list[studies.Run]], steps: int, on_row: Any) -> bool:
+  """Runs one process per plan (seed), all on this machine's device; False if one failed."""
+  # Each process takes GPU memory as it needs it, not 75% of it at start (as study_runs does).
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  ctx = multiprocessing.get_context("spawn")  # a fork would copy no device state, but be safe
+  barrier = ctx.Barrier(len(plans), timeout=1800)
+  queue = ctx.Queue()
+  workers = [ctx.Process(target=_worker, args=(p, steps, barrier, queue)) for p in plans]
+  for w in workers:
+    w.start()
+  expected = sum(len(p) for p in plans)
+  got = 0
+  while got < expected:
+    try:
+      on_row(queue.get(timeout=5))
+      got += 1
+    except queue_lib.Empty:
+      if any(w.exitcode not in (None, 0) for w in workers):
+        barrier.abort()
+        break
+  for w in workers:
+    w.join()
+  return all(w.exitcode == 0 for w in workers) and got == expected
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,47 +197,50 @@ def main(argv: list[str] | None = None) -> int:
   p.add_argument("--scale", default="gpu", choices=studies.SCALES)
   p.add_argument("--only", default="", help="comma-separated variants (default: the scale's)")
   p.add_argument("--steps", type=int, default=10, help="timed steps per variant")
+  p.add_argument(
+    "--processes",
+    type=int,
+    default=1,
+    help="K processes side by side, seeds 0..K-1, timed together (a slice's seeds share a GPU)",
+  )
   p.add_argument("--out", type=pathlib.Path, help="also write the numbers here as JSON")
   args = p.parse_args(argv)
-  if args.steps < 1:
-    p.error(f"--steps must be >= 1, got {args.steps}")
+  argv = argv if argv is not None else sys.argv[1:]
+  if args.steps < 1 or args.processes < 1:
+    p.error(f"--steps and --processes must be >= 1, got {args.steps} and {args.processes}")
   names = list(studies.STUDIES) if args.study == "all" else [args.study]
   only = [v.strip() for v in args.only.split(",") if v.strip()]
-  plan = []
-  for name in names:
-    study = studies.get_study(name)  # unknown names fail here, listing the valid ones
-    scale = studies.get_scale(study, args.scale)
-    variants = [v for v in only if v in scale.variants] if only else list(scale.variants)
-    for v in only:
-      studies.get_variant(v)
-    plan += studies.runs_of(name, args.scale, variants, [0], ROOT / "runs" / "bench")
-  if not plan:
+  plans = [plan_runs(names, args.scale, only, seed) for seed in range(args.processes)]
+  if not plans[0]:
     p.error(f"none of {only} is a variant of {names} at the {args.scale} scale")
 
-  device = jax.devices()[0]
   report: dict[str, Any] = {
-    "device": {
-      "platform": device.platform,
-      "device_kind": device.device_kind,
-      "host": platform.node(),
-      "jax": jax.__version__,
-    },
     "scale": args.scale,
+    "processes": args.processes,
     "date": study_runs.now(),
     "git": study_runs.git_info(),
     "rows": [],
   }
-  print(f"{device.platform} / {device.device_kind}, jax {jax.__version__}", flush=True)
-  for run in plan:
-    row = {"study": run.study, **measure(run, args.steps)}
+
+  def on_row(row: dict[str, Any]) -> None:
+    row["processes"] = args.processes
     report["rows"].append(row)
+    report.setdefault("device", row["device"])
     print(
-      f"{run.study}/{run.variant}: {row['s_per_step']:.4f} s/step, compile {row['compile_s']:.0f}"
-      f" s, {row['num_steps']} steps = {row['projected_train_s']:.0f} s",
+      f"{row['study']}/{row['variant']}/seed{row['seed']}: {row['s_per_step']:.4f} s/step, "
+      f"compile {row['compile_s']:.0f} s, {row['num_steps']} steps = "
+      f"{row['projected_train_s']:.0f} s",
       flush=True,
     )
     if args.out:
-      write(args.out, report, argv if argv is not None else sys.argv[1:])
+      write(args.out, report, argv)
+
+  if args.processes == 1:
+    for run in plans[0]:
+      on_row(measure(run, args.steps))
+  elif not _measure_side_by_side(plans, args.steps, on_row):
+    print("error: a measuring process failed (its traceback is above)", file=sys.stderr)
+    return 1
   print(table(report["rows"]))
   return 0
 
@@ -183,11 +254,17 @@ def write(path: pathlib.Path, report: dict[str, Any], argv: list[str]) -> None:
     f"# Seconds per training step, {report['scale']} scale",
     "",
     f"Written by `python scripts/bench_study_steps.py {' '.join(argv)}` on {report['date']}.",
-    f"Device: {d['platform']} / {d['device_kind']} ({d['host']}), jax {d['jax']}, "
+    f"Device: {d['platform']} / {d['device_kind']} (host {d['host']}: {d['host_cpu']}, "
+    f"{d['host_cores']} cores), jax {d['jax']}, "
     f"commit {report['git']['commit'][:12]}"
     + (" with uncommitted changes" if report["git"].get("dirty") else "")
-    + ". Seed 0, one run at a time, the compiled step alone "
-    "(see the script's docstring); every number is in the JSON beside this file.",
+    + (
+      f". {report['processes']} processes side by side (seeds 0..{report['processes'] - 1}), "
+      if report["processes"] > 1
+      else ". One process (seed 0), "
+    )
+    + "the compiled step alone (see the script's docstring); every number is in the JSON beside "
+    "this file.",
     "",
     table(report["rows"]),
     "",

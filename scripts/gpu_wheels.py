@@ -53,9 +53,9 @@ DEVICE_JAX = "0.11.2"
 DEVICE_NUMPY = "2.5.2"
 # Carried in place of this venv's version, because the device's jax cannot import that one:
 # flax 0.12.8 (pinned here for jax 0.10.2) subclasses jax.experimental.hijax.HiPrimitive, which
-# jax 0.11 renamed HiPrim, so `from flax import nnx` fails there; 0.12.9 still uses the old name
-# and 0.12.12 is the newest release, using only names jax 0.11.2 has. The whole test suite
-# passes with it on Python 3.12 and jax 0.11.2 (CPU), by scripts/gpu_rehearsal.sh.
+# jax 0.11 renamed HiPrim, so `from flax import nnx` fails there; 0.12.9 still uses the old name,
+# 0.12.10 and later only names jax 0.11.2 has. 0.12.12 is the newest: the whole test suite passes
+# with it on Python 3.12 and jax 0.11.2 (CPU), by scripts/gpu_rehearsal.sh.
 DEVICE_VERSIONS = {"flax": "0.12.12"}
 PLATFORMS = (
   "manylinux_2_28_x86_64",

@@ -28,10 +28,24 @@ def test_times_each_variant_and_writes_every_number(tmp_path, capsys):
     assert r["loss"] == r["loss"]  # finite, not NaN
   assert report["device"]["jax"] and report["scale"] == "ci"
   table = capsys.readouterr().out
-  assert "| rule110 | sleep4 | 4 |" in table
+  assert "| rule110 | sleep4 | 0 | 4 |" in table
   page = out.with_suffix(".md").read_text()
-  assert "| rule110 | sleep4 | 4 |" in page and f"jax {report['device']['jax']}" in page
+  assert "| rule110 | sleep4 | 0 | 4 |" in page and f"jax {report['device']['jax']}" in page
   assert report["git"]["commit"][:12] in page
+
+
+def test_processes_time_each_variant_together_one_seed_each(tmp_path):
+  out = tmp_path / "steps.json"
+  argv = ["--study", "rule110", "--scale", "ci", "--only", "hybrid", "--steps", "1"]
+  assert bench_study_steps.main([*argv, "--processes", "2", "--out", str(out)]) == 0
+  report = json.loads(out.read_text())
+  assert report["processes"] == 2
+  assert sorted((r["variant"], r["seed"]) for r in report["rows"]) == [
+    ("hybrid", 0),
+    ("hybrid", 1),
+  ]
+  assert all(r["processes"] == 2 and r["s_per_step"] > 0 for r in report["rows"])
+  assert "2 processes side by side (seeds 0..1)" in out.with_suffix(".md").read_text()
 
 
 def test_names_a_variant_no_study_has():
