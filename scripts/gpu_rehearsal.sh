@@ -13,7 +13,8 @@
 #    $REHEARSAL/site, as gpu_slice.sh does there;
 # 3. `SCALE=ci bash scripts/gpu_slice.sh rule110 hybrid,sleep4 600` with that venv's python3
 #    first on PATH: train, evaluate, slices and logs into $REHEARSAL/out; both slices must be ok;
-# 4. with --tests, the whole test suite in that environment (about 15 minutes on 2 cores).
+# 4. the first GPU task's bench_study_steps.py command, at the ci scale, two processes;
+# 5. with --tests, the whole test suite in that environment (about 15 minutes on 2 cores).
 # Exit status: 0 when every step passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,11 @@ if [ "$status" != 0 ]; then
   exit 1
 fi
 echo "rehearsal: the ci slice ran with the device's versions"
+# The first GPU task's measuring command (WORKSPACE.md), at the ci scale, two processes.
+PATH="$venv/bin:$PATH" SITE="$site" bash -c "source scripts/gpu_env.sh && python3 \
+  scripts/bench_study_steps.py --study rule110 --scale ci --only hybrid,sleep4 --steps 1 \
+  --processes 2 --out $out/steps.json"
+echo "rehearsal: bench_study_steps ran with the device's versions"
 
 if [ "$tests" = --tests ]; then
   PYTHONPATH="$site:$PWD" "$venv/bin/python3" -m pytest -p no:cacheprovider tests
