@@ -167,14 +167,21 @@ def _worker(plan: list[studies.Run], steps: int, barrier: Any, queue: Any) -> No
 
 def _measure_side_by_side(plans: list[list[studies.Run]], steps: int, on_row: Any) -> bool:
   """Runs one process per plan (seed), all on this machine's device; False if one failed."""
-  # Each process takes GPU memory as it needs it, not 75% of it at start (as study_runs does).
-  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-  ctx = multiprocessing.get_context("spawn")  # a fork would copy no device state, but be safe
+  # Spawned, not forked: each child starts its own JAX runtime (forking a process whose JAX
+  # threads are running is unsafe). Each takes GPU memory as it needs it, not 75% of it at start
+  # (as study_runs does for the seeds of a slice); the children inherit the variable at start.
+  ctx = multiprocessing.get_context("spawn")
   barrier = ctx.Barrier(len(plans), timeout=1800)
   queue = ctx.Queue()
   workers = [ctx.Process(target=_worker, args=(p, steps, barrier, queue)) for p in plans]
-  for w in workers:
-    w.start()
+  before = os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE")
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+  try:
+    for w in workers:
+      w.start()
+  finally:
+    if before is None:
+      del os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"]
   expected = sum(len(p) for p in plans)
   got = 0
   while got < expected:
