@@ -35,6 +35,7 @@ def main(argv: list[str]) -> None:
       sleep_passes=[int(n) for n in passes] if passes else None,
       split=_SPLIT.value,
       config=config,
+      log_table=False,  # printed below, to stdout
     )
   except (train.ConfigError, checkpoint.CheckpointError) as e:
     # Problems with the inputs, not bugs: say what is wrong, without a traceback.

@@ -200,6 +200,7 @@ def evaluate(
   sleep_passes: Sequence[int] | None = None,
   split: str | None = None,
   config: ml_collections.ConfigDict | None = None,
+  log_table: bool = True,
 ) -> dict[str, Any]:
   """Evaluates the latest checkpoint of the run in `workdir`; writes DIR/eval.json.
 
@@ -208,13 +209,15 @@ def evaluate(
     sleep_passes: the N values to evaluate at; None means `config.eval.sleep_passes`.
     split: "test" or "train" split of the evaluation set; None means `config.eval.split`.
     config: the run's config; None reads DIR/config.json.
+    log_table: also log the results as a markdown table (the command line prints it instead).
 
   Returns:
     The report written to eval.json: {"step", "task", "model_kind", "train_sleep_passes",
     "train_sleep_passes_mixture", "split",
     "eval_set": {"dir", "num_examples"}, "sleep_passes", "results": {str(N): {"exact_match",
     "token_accuracy", "num_examples", "by_difficulty": {str(d): {...}}}}, "device": {"platform",
-    "device_kind", "count", "jax", "host_cpu", "host_cores"}, "wall_time_s", "config_sha256"};
+    "device_kind", "count", "jax", "flax", "host_cpu", "host_cores"}, "wall_time_s",
+    "config_sha256"};
     config_sha256 identifies the evaluated run's config (`config_digest`), so reports can be
     matched to their runs.
 
@@ -279,11 +282,11 @@ def evaluate(
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp, workdir / EVAL_FILE)
   logging.info(
-    "evaluation of %s at step %d (%s split, %d examples):\n%s",
+    "evaluation of %s at step %d (%s split, %d examples)%s",
     workdir,
     step,
     split,
     len(source),
-    markdown_table(report),
+    ":\n" + markdown_table(report) if log_table else "",
   )
   return report
