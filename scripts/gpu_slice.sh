@@ -14,8 +14,9 @@
 # while the machine is still warm (runs/ stays between calls on one machine, not across them).
 # For a later machine, each stopped run's directory (its commands, logs and latest checkpoint)
 # also comes back as $OUT/run-STUDY-SCALE-VARIANT-seedK.tgz when it fits the device tool's 16 MiB
-# per file: unpack it here (`tar -xzf FILE`, from the repository root) and name
-# runs/STUDY/SCALE in the next call's carry; the run goes on from that checkpoint.
+# per file: keep it with `bash scripts/gpu_runs.sh keep FILE` (a side branch: sessions end),
+# restore it with `bash scripts/gpu_runs.sh restore STUDY` before the next task's call, and name
+# runs/STUDY/SCALE in that call's carry; the run goes on from that checkpoint.
 #
 # Environment: SCALE (default gpu), SEEDS (default: the scale's), JOBS (default 3, one process
 # per seed), OUT (set by the device tool; default runs/gpu_out), SITE (where the wheels are

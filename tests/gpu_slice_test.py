@@ -4,7 +4,9 @@ The device-side run itself needs a GPU and is not run here; on this CPU it was c
 a venv holding only the device image's packages (WORKSPACE.md, "Running the gpu scale").
 """
 
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -83,3 +85,63 @@ def test_rehearsal_needs_the_devices_python():
   if sys.version_info[:2] != (3, 12):
     p = subprocess.run(["bash", script, sys.executable], capture_output=True, text=True)
     assert p.returncode == 2 and "the device runs 3.12" in p.stderr
+
+
+def _git(repo, *args):
+  return subprocess.run(
+    ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+  ).stdout
+
+
+def test_run_tarballs_are_kept_on_a_side_branch_and_restored(tmp_path):
+  # A throwaway repository with one commit on main, and a tarball as gpu_slice.sh returns it.
+  repo = tmp_path / "repo"
+  repo.mkdir()
+  env = dict(
+    os.environ,
+    REPO=str(repo),
+    GIT_AUTHOR_NAME="t",
+    GIT_AUTHOR_EMAIL="t@t",
+    GIT_COMMITTER_NAME="t",
+    GIT_COMMITTER_EMAIL="t@t",
+  )
+  subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+  (repo / "README").write_text("x\n")
+  _git(repo, "add", "README")
+  subprocess.run(["git", "-C", str(repo), "commit", "-qm", "init"], check=True, env=env)
+  head = _git(repo, "rev-parse", "HEAD")
+  run_dir = repo / "runs" / "rule110" / "gpu" / "hybrid" / "seed0" / "checkpoints" / "1000"
+  run_dir.mkdir(parents=True)
+  (run_dir / "state").write_text("step 1000\n")
+  name = "run-rule110-gpu-hybrid-seed0.tgz"
+  subprocess.run(["tar", "-czf", str(tmp_path / name), "runs"], cwd=repo, check=True)
+  shutil.rmtree(repo / "runs")
+
+  def runs(*args, cwd=tmp_path):
+    return subprocess.run(
+      ["bash", str(ROOT / "scripts" / "gpu_runs.sh"), *args],
+      cwd=cwd,
+      env=env,
+      capture_output=True,
+      text=True,
+    )
+
+  assert "nothing kept" in runs("list").stdout
+  kept = runs("keep", name)  # a path relative to the caller's directory
+  assert kept.returncode == 0, kept.stderr
+  # main, its index and the checkout are untouched; the branch holds the tarball.
+  assert _git(repo, "rev-parse", "HEAD") == head
+  assert _git(repo, "status", "--porcelain") == ""
+  assert _git(repo, "ls-tree", "--name-only", "gpu-runs").split() == [name]
+  assert name in runs("list").stdout
+  restored = runs("restore", "rule110")
+  assert restored.returncode == 0 and f"restored {name}" in restored.stdout
+  assert (run_dir / "state").read_text() == "step 1000\n"
+  assert runs("restore", "depo").returncode == 1  # holds no depo run
+  # A file that is not a run tarball is refused; drop forgets a kept one.
+  (tmp_path / "notes.tgz").write_text("x")
+  bad = runs("keep", "notes.tgz")
+  assert bad.returncode == 2 and "not a run tarball" in bad.stderr
+  assert runs("drop", name).returncode == 0
+  assert _git(repo, "ls-tree", "--name-only", "gpu-runs") == ""
+  assert runs("drop", name).returncode == 2
