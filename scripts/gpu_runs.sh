@@ -71,6 +71,7 @@ case $command in
       done
     }
     names=$(for f in "$@"; do basename "$f"; done | tr '\n' ' ')
+    names=${names% }
     commit_edit "gpu-runs: keep $names"
     echo "kept on gpu-runs: $names"
     ;;
