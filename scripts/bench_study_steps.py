@@ -11,19 +11,21 @@ step of each variant's exact training command, which nobody has measured on a GP
   ... --study rule110 --only sleep4 --processes 3     # 3 seeds sharing the device, as a slice
 
 For each study and variant, the last training stage's command in `scripts/studies.py` (for a
-two-stage variant its sleep stage: `steps` and the projection are that stage's) is parsed
-exactly as `python -m sleepnet.main` parses it; its real train state, train step and training
-batches (the grain pipeline) are built; the step is compiled (timed), then run for --steps
-steps after one warm-up, each timed to completion (median). The batch is fetched before the
-clock starts, so this is the compiled step alone: data loading, logging and checkpointing are
-not in it. One process measures seed 0, one run at a time; `--processes K` starts K processes
-(seeds 0..K-1) that time each variant together, as a slice's seeds share one GPU, so their
-s/step is what each seed of a K-seed slice gets. The scale's environment variables
-(`Scale.env`, e.g. the cpu scale's single-threaded XLA) are not applied, since they must be set
-before jax starts: each row records them, and the cpu scale's real runs are slower per step
-than this measures. Prints a markdown table; --out also writes every number as JSON (and the
-table as .md), rewritten after each measurement so that a command stopped by its time limit
-keeps what it measured.
+two-stage variant its sleep stage: `steps` and the projection are that stage's) is parsed exactly
+as `python -m sleepnet.main` parses it; its real train state, train step and training batches (the
+grain pipeline) are built; the step is compiled (timed), then run for --steps steps after one
+warm-up, each timed to completion (median). The batch is fetched before the clock starts, so this
+is the compiled step alone: data loading, logging and checkpointing are not in it. The input
+pipeline is timed on its own (data s/batch: the mean wait for the next batch of the real grain
+iterator over 20 or more batches, after what it prefetched is drained); training overlaps the two,
+so a run's step takes about the larger of them. One process measures seed 0, one run at a time;
+`--processes K` starts K processes (seeds 0..K-1) that time each variant together, as a slice's
+seeds share one GPU, so their s/step is what each seed of a K-seed slice gets. The scale's
+environment variables (`Scale.env`, e.g. the cpu scale's single-threaded XLA) are not applied,
+since they must be set before jax starts: each row records them, and the cpu scale's real runs are
+slower per step than this measures. Prints a markdown table; --out also writes every number as JSON
+(and the table as .md), rewritten after each measurement so that a command stopped by its time
+limit keeps what it measured.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ import study_runs  # noqa: E402
 from sleepnet import evaluation, sharding, train  # noqa: E402
 
 SLICE_SECONDS = 540  # the deadline of one gpu_slice.sh command (WORKSPACE.md)
+DATA_BATCHES = 20  # batches the input pipeline's rate is averaged over (at least --steps)
 
 
 def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]:
@@ -70,7 +73,8 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
   tx, _ = train.make_optimizer(config)
   graphdef, state, shardings = train.create_train_state(config, model_config, tx, mesh)
   step = train.make_train_step(config, graphdef, tx, mesh, shardings)
-  batch = next(train.train_iterator(config, task, mesh))
+  batches = train.train_iterator(config, task, mesh)
+  batch = next(batches)
   batch = sharding.put_batch({k: batch[k] for k in ("tokens", "loss_mask")}, mesh)
   # A variant trained at N drawn per step is timed at its largest N (its costliest step).
   mixture = tuple(config.train_sleep_passes)
@@ -93,6 +97,16 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
   if barrier is not None:
     barrier.wait()
   s_per_step = statistics.median(times)
+  # The input pipeline alone (the real grain iterator and its threads): batches are generated in
+  # Python on the host, so a step faster than this waits for its data. What was prefetched while
+  # the steps ran is drained first, so that the timed waits are the steady-state rate.
+  for _ in range(config.data_prefetch + 2):
+    next(batches)
+  fetched = max(steps, DATA_BATCHES)
+  start = time.perf_counter()
+  for _ in range(fetched):
+    next(batches)
+  data_s_per_batch = (time.perf_counter() - start) / fetched
   device = jax.devices()[0]
   return {
     "study": run.study,
@@ -109,6 +123,7 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
     "num_steps": config.num_steps,
     "projected_train_s": round(s_per_step * config.num_steps, 1),
     "steps_per_slice": int(SLICE_SECONDS / s_per_step),
+    "data_s_per_batch": data_s_per_batch,
     "temp_bytes": getattr(memory, "temp_size_in_bytes", None),
     "argument_bytes": getattr(memory, "argument_size_in_bytes", None),
     "loss": float(metrics["loss"]),
@@ -132,8 +147,8 @@ def table(rows: list[dict[str, Any]]) -> str:
   """The measurements as a markdown table."""
   lines = [
     "| study | variant | seed | N | batch x tokens | compile (s) | s/step | steps "
-    "| projected train (s) | steps per 540 s | temp MiB | arguments MiB |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| projected train (s) | steps per 540 s | data s/batch | temp MiB | arguments MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for r in rows:
     name = r["variant"] + (f" ({r['stage']})" if r["stage"] else "")
@@ -141,7 +156,7 @@ def table(rows: list[dict[str, Any]]) -> str:
       f"| {r['study']} | {name} | {r['seed']} | {r['sleep_passes']} "
       f"| {r['batch_size']} x {r['tokens']} | {r['compile_s']:.1f} | {r['s_per_step']:.4f} "
       f"| {r['num_steps']} | {r['projected_train_s']:.0f} | {r['steps_per_slice']} "
-      f"| {_mib(r['temp_bytes'])} | {_mib(r['argument_bytes'])} |"
+      f"| {r['data_s_per_batch']:.4f} | {_mib(r['temp_bytes'])} | {_mib(r['argument_bytes'])} |"
     )
   return "\n".join(lines)
 

@@ -24,7 +24,7 @@ def test_times_each_variant_and_writes_every_number(tmp_path, capsys):
   for r in rows:
     assert r["s_per_step"] > 0 and r["s_per_step_min"] <= r["s_per_step"]
     assert r["projected_train_s"] == pytest.approx(r["s_per_step"] * r["num_steps"], abs=0.1)
-    assert r["timed_steps"] == 2 and r["tokens"] > 0
+    assert r["timed_steps"] == 2 and r["tokens"] > 0 and r["data_s_per_batch"] > 0
     assert r["loss"] == r["loss"]  # finite, not NaN
   assert report["device"]["jax"] and report["scale"] == "ci"
   table = capsys.readouterr().out
