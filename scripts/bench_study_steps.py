@@ -107,7 +107,6 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
   for _ in range(fetched):
     next(batches)
   data_s_per_batch = (time.perf_counter() - start) / fetched
-  device = jax.devices()[0]
   return {
     "study": run.study,
     "variant": run.variant,
@@ -128,14 +127,7 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
     "argument_bytes": getattr(memory, "argument_size_in_bytes", None),
     "loss": float(metrics["loss"]),
     "env_not_applied": dict(run.env),
-    "device": {
-      "platform": device.platform,
-      "device_kind": device.device_kind,
-      "host": platform.node(),
-      "host_cpu": evaluation.host_cpu(),
-      "host_cores": os.cpu_count(),
-      "jax": jax.__version__,
-    },
+    "device": {**evaluation.device_record(), "host": platform.node()},
   }
 
 
@@ -163,12 +155,12 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 def plan_runs(names: list[str], scale: str, only: list[str], seed: int) -> list[studies.Run]:
   """Seed `seed`'s run of every selected variant of every named study (unknown names fail)."""
+  for v in only:
+    studies.get_variant(v)  # unknown names fail here, listing the valid ones
   plan = []
   for name in names:
-    study = studies.get_study(name)  # unknown names fail here, listing the valid ones
+    study = studies.get_study(name)  # as do unknown studies
     variants = list(studies.get_scale(study, scale).variants)
-    for v in only:
-      studies.get_variant(v)
     chosen = [v for v in only if v in variants] if only else variants
     plan += studies.runs_of(name, scale, chosen, [seed], ROOT / "runs" / "bench")
   return plan

@@ -59,6 +59,20 @@ def host_cpu() -> str:
   return platform.processor() or platform.machine() or "unknown"
 
 
+def device_record() -> dict[str, Any]:
+  """Where a report's numbers were computed: the first device, its count and the software."""
+  device = jax.devices()[0]
+  return {
+    "platform": device.platform,
+    "device_kind": device.device_kind,
+    "count": jax.device_count(),
+    "jax": jax.__version__,
+    "flax": flax.__version__,
+    "host_cpu": host_cpu(),
+    "host_cores": os.cpu_count(),
+  }
+
+
 def config_digest(config: ml_collections.ConfigDict) -> str:
   """The SHA-256 of a config's canonical JSON (sorted keys): equal configs, equal digests."""
   text = json.dumps(json.loads(config.to_json()), sort_keys=True, separators=(",", ":"))
@@ -264,15 +278,7 @@ def evaluate(
     "sleep_passes": list(sleep_passes),
     "results": results,
     # Where and how long: results are compared across machines, so each report names its own.
-    "device": {
-      "platform": jax.devices()[0].platform,
-      "device_kind": jax.devices()[0].device_kind,
-      "count": jax.device_count(),
-      "jax": jax.__version__,
-      "flax": flax.__version__,
-      "host_cpu": host_cpu(),
-      "host_cores": os.cpu_count(),
-    },
+    "device": device_record(),
     "wall_time_s": time.perf_counter() - started,
     "config_sha256": config_digest(config),
   }
