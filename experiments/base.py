@@ -126,6 +126,7 @@ def model_config(
   m.mlp_dim = config_dict.placeholder(int)  # SwiGLU hidden width; None: 4 * d_model, 0: no MLP
   m.conv_kernel = 4  # width of the GDN's causal depthwise convolution
   m.rope_base = 10_000.0  # RoPE frequency base
+  m.position_embedding = "none"  # "window": learned in-window positions added to the embeddings
   m.norm_eps = 1e-6  # epsilon of every RMSNorm
   m.max_len = 4096  # KV-cache capacity for streaming when window is None
   m.gdn_impl = "chunked"  # "chunked" (matmul form, for training) or "reference" (per-token scan)

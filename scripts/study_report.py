@@ -669,6 +669,14 @@ def fmt(x: float | None) -> str:
   return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
+def _positions(settings: Mapping[str, Any]) -> str:
+  """ ", learned in-window position embeddings" where a scale has them (older results: none)."""
+  kind = settings.get("position_embedding", "none")
+  if kind == "none":
+    return ""
+  return ", learned in-window position embeddings" if kind == "window" else f", {kind} positions"
+
+
 def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, Any]) -> list[str]:
   """The README section of one scale."""
   lines = [f"## Scale `{scale_name}`", ""]
@@ -677,8 +685,9 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     task = ", ".join(f"{k}={v}" for k, v in settings["task"].items())
     lines += [
       f"Budget (every variant): {settings['num_steps']} steps, batch {settings['batch_size']}, "
-      f"d_model {settings['d_model']}, {settings['num_heads']} heads, lr {settings['lr']}, "
-      f"seeds {list(settings['seeds'])}; task: {task}; {settings['num_test']} evaluation examples"
+      f"d_model {settings['d_model']}, {settings['num_heads']} heads{_positions(settings)}, "
+      f"lr {settings['lr']}, seeds {list(settings['seeds'])}; task: {task}; "
+      f"{settings['num_test']} evaluation examples"
       + (
         f"; two-stage (variant sleep4_2stage): N = 1 for the first "
         f"{settings['two_stage_fraction']:.0%} of the steps, then N = 4 from those weights."
@@ -1073,7 +1082,8 @@ def write_index(out_dir: pathlib.Path) -> None:
       tried = (
         f"{', '.join(merged['variants'])} at {settings.get('num_steps')} steps, batch "
         f"{settings.get('batch_size')}, lr {settings.get('lr')} (warmup "
-        f"{settings.get('warmup_steps')}, cosine), d_model {settings.get('d_model')}, seeds "
+        f"{settings.get('warmup_steps')}, cosine), d_model {settings.get('d_model')}"
+        f"{_positions(settings)}, seeds "
         f"{settings.get('seeds')}, task {task}"
       )
       for v in merged["verdicts"]:

@@ -19,6 +19,7 @@ BLOCK_KINDS = ("gdn", "attn")
 SLEEP_INPUTS = ("hidden", "tokens")
 SLEEP_STARTS = ("carry", "fresh")
 GDN_IMPLS = ("chunked", "reference")
+POSITION_EMBEDDINGS = ("none", "window")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,11 @@ class ModelConfig:
     mlp_dim: hidden width of the SwiGLU MLPs; None means 4 * d_model; 0 disables the MLPs.
     conv_kernel: width of the GDN's causal depthwise convolution.
     rope_base: RoPE frequency base.
+    position_embedding: absolute positions added to the token embeddings. "none": the model
+      sees positions only through RoPE (attention) and the GDN convolution. "window": a learned
+      embedding of each token's position within its window (0 .. L-1, the same table in every
+      window; the absolute position when `window` is None), so that GDN keys can address a
+      position of an evicted window directly (PROTOTYPE.md §1 trains with it).
     norm_eps: epsilon of every RMSNorm.
     max_len: KV-cache capacity for streaming when `window` is None.
     gdn_impl: "chunked" (matmul form, for training) or "reference" (per-token scan).
@@ -75,6 +81,7 @@ class ModelConfig:
   mlp_dim: int | None = None
   conv_kernel: int = 4
   rope_base: float = 10_000.0
+  position_embedding: Literal["none", "window"] = "none"
   norm_eps: float = 1e-6
   max_len: int = 4096
   gdn_impl: Literal["chunked", "reference"] = "chunked"
@@ -98,6 +105,7 @@ class ModelConfig:
     _choice(self, "sleep_input", SLEEP_INPUTS)
     _choice(self, "sleep_start", SLEEP_STARTS)
     _choice(self, "gdn_impl", GDN_IMPLS)
+    _choice(self, "position_embedding", POSITION_EMBEDDINGS)
     if self.head_dim is None and self.d_model % self.num_heads:
       raise ValueError(
         f"ModelConfig: d_model={self.d_model} is not divisible by num_heads={self.num_heads}; "

@@ -97,6 +97,7 @@ def costs(config: ModelConfig, *, sleep_passes: int | None = None) -> Costs:
   params = vocab * d + sum(_block_params(config, kind) for kind in config.blocks) + d
   params += 0 if config.tie_embeddings else d * vocab
   params += d + d * d  # The sleep input injection (norm and projection).
+  params += window * d if config.position_embedding == "window" else 0
   num_attn = config.blocks.count("attn")
   num_gdn = config.blocks.count("gdn")
   kv = num_attn * 2 * window * config.kv_heads * config.key_dim * _F32

@@ -92,6 +92,13 @@ class Model(nnx.Module):
     # config so that the weights are the same whatever the sleep settings.
     self.inject_norm = layers.RMSNorm(d, eps=config.norm_eps, rngs=rngs)
     self.inject = nnx.Linear(d, d, use_bias=False, rngs=rngs)
+    # Created last, and only when used, so that every other weight of a config without it is
+    # the same as before the option existed (same seed, same parameters).
+    self.position_embed = (
+      nnx.Embed(config.cache_size, d, embedding_init=nnx.initializers.normal(1.0), rngs=rngs)
+      if config.position_embedding == "window"
+      else None
+    )
 
   # ----------------------------------------------------------------------------------------------
   # Whole sequences.
@@ -109,12 +116,36 @@ class Model(nnx.Module):
     fast weights, never the logits.
     """
     tokens = _check_tokens(tokens)
-    return self.forward_embeddings(self.embed(tokens), sleep_passes=sleep_passes)
+    return self.forward_embeddings(self.embed_tokens(tokens), sleep_passes=sleep_passes)
+
+  def embed_tokens(self, tokens: jax.Array, start: jax.Array | int = 0) -> jax.Array:
+    """Embeddings [B, T, D] of `tokens` [B, T] whose first token is at position `start`.
+
+    With `position_embedding="window"`, each token's position within its window (its position
+    modulo L; the absolute position without eviction) selects a learned vector added to its
+    token embedding. `start` is the position within the current window (streaming).
+    """
+    emb = self.embed(tokens)
+    if self.position_embed is None:
+      return emb
+    t = tokens.shape[1]
+    positions = start + jnp.arange(t)
+    if self.config.window is not None:
+      positions = positions % self.config.window
+    elif isinstance(start, int) and t > self.config.max_len:
+      raise ValueError(
+        f"{t} tokens exceed max_len={self.config.max_len}, the size of the position table of "
+        "a model without eviction (window=None)."
+      )
+    return emb + self.position_embed(positions)[None].astype(emb.dtype)
 
   def forward_embeddings(
     self, emb: jax.Array, *, sleep_passes: int | None = None
   ) -> tuple[jax.Array, FastWeights]:
-    """`forward` from token embeddings [B, T, D] instead of token ids (for probes and tests).
+    """`forward` from embeddings [B, T, D] instead of token ids (for probes and tests).
+
+    `emb` replaces `embed_tokens(tokens)`, so it includes the position embeddings if the
+    config has them.
 
     Sleep passes reread these embeddings, so a gradient with respect to them covers every
     path from a token to the logits.
@@ -264,7 +295,7 @@ class Model(nnx.Module):
 
   def _segment(self, tokens: jax.Array, state: ModelState) -> tuple[jax.Array, ModelState]:
     """Feeds tokens [B, T] that fit in the current window (the caller cuts at boundaries)."""
-    h, blocks = self.embed(tokens), []
+    h, blocks = self.embed_tokens(tokens, state.pos), []
     for blk, s in zip(self.blocks, state.blocks, strict=True):
       h, s = blk(h, s, state.pos)
       blocks.append(s)
@@ -286,7 +317,7 @@ class Model(nnx.Module):
     """Sleeps on the full window held in `state`, then clears the cache for the next window."""
     woken = tuple(blk.fast_weights(s) for blk, s in zip(self.blocks, state.blocks, strict=True))
     if state.window_tokens.shape[1]:
-      emb = self.embed(state.window_tokens)
+      emb = self.embed_tokens(state.window_tokens)
       fast = self._sleep(emb, state.window_hidden, state.window_start, woken, n)
     else:
       fast = woken

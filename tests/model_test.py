@@ -48,6 +48,7 @@ def rel_err(a, b) -> float:
     (dict(d_model=30, num_heads=4), "not divisible by num_heads"),
     (dict(num_kv_heads=3), "must be a multiple of num_kv_heads"),
     (dict(gdn_impl="fast"), "gdn_impl must be one of"),
+    (dict(position_embedding="absolute"), "position_embedding must be one of"),
   ],
 )
 def test_config_rejects_bad_values_by_name(changes, message):
@@ -223,6 +224,36 @@ def test_model_streaming_equals_forward(name, passes):
   assert rel_err(chunked, full) < 1e-4
 
 
+@pytest.mark.parametrize("name", ["hybrid", "transformer_full"])
+@pytest.mark.parametrize("passes", [1, 3])
+def test_streaming_equals_forward_with_position_embeddings(name, passes):
+  model = sleepnet.Model(
+    tiny(name, sleep_passes=passes, position_embedding="window"), rngs=nnx.Rngs(0)
+  )
+  toks = tokens(2, 13)
+  full = model(toks)
+  stepped, _ = _stream(model, toks)
+  assert rel_err(stepped, full) < 1e-4
+  chunked, _ = _stream(model, toks, schedule=(3, 7, 1, 2))
+  assert rel_err(chunked, full) < 1e-4
+
+
+def test_position_embeddings_are_in_window_positions():
+  model = sleepnet.Model(tiny(position_embedding="window"), rngs=nnx.Rngs(0))  # L = 5
+  table = np.asarray(model.position_embed.embedding[...])
+  assert table.shape == (5, model.config.d_model)
+  toks = tokens(2, 12)
+  got = np.asarray(model.embed_tokens(toks, 3))
+  want = np.asarray(model.embed(toks)) + table[(3 + np.arange(12)) % 5]  # the numpy oracle
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+  # Position matters: the same tokens one step later in the window embed differently.
+  assert not np.allclose(got, model.embed_tokens(toks, 4))
+  full = sleepnet.Model(tiny("transformer_full", position_embedding="window"), rngs=nnx.Rngs(0))
+  assert full.position_embed.embedding[...].shape[0] == 32  # max_len: absolute positions
+  with pytest.raises(ValueError, match="exceed max_len=32"):
+    full(tokens(1, 33))
+
+
 def test_model_accepts_any_length_and_one_token():
   model = sleepnet.Model(tiny(), rngs=nnx.Rngs(0))
   for t in (1, 4, 5, 6, 10):
@@ -249,6 +280,18 @@ def test_weights_do_not_depend_on_sleep_settings():
   for changes in (dict(sleep_passes=4), dict(sleep_input="tokens", sleep_start="fresh")):
     other = nnx.state(sleepnet.Model(tiny(**changes), rngs=nnx.Rngs(7)), nnx.Param)
     jax.tree.map(np.testing.assert_array_equal, ref, other)
+  # Position embeddings add one table and leave every other weight as it was.
+  with_positions = sleepnet.Model(tiny(position_embedding="window"), rngs=nnx.Rngs(7))
+  other = nnx.state(with_positions, nnx.Param)
+  flat = dict(jax.tree_util.tree_flatten_with_path(other)[0])
+  ref_flat = dict(jax.tree_util.tree_flatten_with_path(ref)[0])
+  assert (
+    set(flat) - set(ref_flat)
+    == {k for k in flat if "position_embed" in jax.tree_util.keystr(k)}
+    != set()
+  )
+  for key, value in ref_flat.items():
+    np.testing.assert_array_equal(value, flat[key])
 
 
 def test_state_is_one_pytree_with_bounded_cache():

@@ -191,9 +191,10 @@ def test_sampling_is_seeded_and_stops_at_end_token():
 # Costs
 
 
+@pytest.mark.parametrize("positions", ["none", "window"])
 @pytest.mark.parametrize("name", ["hybrid", "transformer", "transformer_full", "gdn"])
-def test_costs_match_the_real_model(name):
-  cfg = config(name, sleep_passes=4)
+def test_costs_match_the_real_model(name, positions):
+  cfg = config(name, sleep_passes=4, position_embedding=positions)
   model = sleepnet.Model(cfg, rngs=nnx.Rngs(0))
   report = costs.costs(cfg)
   assert report.params == sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
