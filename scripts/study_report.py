@@ -432,6 +432,55 @@ def _excess_line(
   )
 
 
+def gain_by_difficulty(merged: Mapping[str, Any]) -> list[dict[str, Any]]:
+  """Sleep N = 4 minus the N = 1 hybrid at each difficulty, and whether it is clear of noise.
+
+  Descriptive, not a verdict: (a) judges the deeper half and (d) the trend. It shows where in the
+  difficulty range sleep helps, e.g. at the frontier of what a small budget learns. `clear`: the
+  gain exceeds its binomial two-sigma (as in (d), with n = examples x seeds) *and* every seed of
+  sleep N = 4 scores above every seed of N = 1, so neither sampling nor seed luck explains it.
+  """
+  variants = merged.get("variants") or {}
+  if "hybrid" not in variants or "sleep4" not in variants:
+    return []
+  hyb, slp = variants["hybrid"], variants["sleep4"]
+  rows = []
+  for d in merged["difficulties"]:
+    h, s = hyb["exact_by_difficulty"].get(str(d)), slp["exact_by_difficulty"].get(str(d))
+    if h is None or s is None:
+      continue
+    n_h = h["num_examples"] * len(h["per_seed"])
+    n_s = s["num_examples"] * len(s["per_seed"])
+    p_h, p_s = h["mean"], s["mean"]
+    sigma2 = 2 * math.sqrt(p_s * (1 - p_s) / n_s + p_h * (1 - p_h) / n_h)
+    gain = p_s - p_h
+    rows.append(
+      {
+        "difficulty": d,
+        "gain": gain,
+        "two_sigma": sigma2,
+        "clear": gain > sigma2 and min(s["per_seed"]) > max(h["per_seed"]),
+      }
+    )
+  return rows
+
+
+def gain_line(merged: Mapping[str, Any], name: str) -> str:
+  """`gain_by_difficulty` as one line ('' without both variants)."""
+  rows = gain_by_difficulty(merged)
+  if not rows:
+    return ""
+  cells = [
+    f"{name}={r['difficulty']} {r['gain']:+.3f}{' (clear)' if r['clear'] else ''}" for r in rows
+  ]
+  return (
+    "Gain of sleep N = 4 over the N = 1 hybrid per difficulty (descriptive, not a verdict; "
+    "'(clear)': beyond its binomial two sigma, and every seed of N = 4 above every seed of N = 1): "
+    + "; ".join(cells)
+    + "."
+  )
+
+
 def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   """Which variants beat the question-only chance, and a warning when only chance was learned.
 
@@ -800,6 +849,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
   lines += ["Verdicts:", ""]
   lines += [f"- {v['line']}" for v in merged["verdicts"]]
   lines.append("")
+  if gains := gain_line(merged, study.difficulty):
+    lines += [gains, ""]
   if above := chance_lines(merged):
     lines += [*above, ""]
   if merged.get("paper_comparison"):
@@ -928,7 +979,7 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
   the merges drew (absent while there is none).
   """
   by_status: dict[str, dict[str, list[str]]] = {verdicts_lib.PASS: {}, verdicts_lib.FAIL: {}}
-  unjudged, figures, caveats = [], [], []
+  unjudged, figures, caveats, gains = [], [], [], []
   devices: dict[str, list[str]] = {}
   for name, study in studies.STUDIES.items():
     path = out_dir / name / "results.json"
@@ -962,6 +1013,12 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
       for v in merged["verdicts"]:
         if v["status"] in by_status:
           by_status[v["status"]].setdefault(v["id"], []).append(where)
+      clear = [r for r in gain_by_difficulty(merged) if r["clear"]]
+      if clear:
+        gains.append(
+          f"{where} at "
+          + ", ".join(f"{study.difficulty}={r['difficulty']} {r['gain']:+.2f}" for r in clear)
+        )
       if any(v["status"] == verdicts_lib.NOT_JUDGED for v in merged["verdicts"]):
         unjudged.append(f"{name} [{scale_name}] (some verdicts)")
 
@@ -982,6 +1039,12 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
     + "."
     + (f" Devices: {ran_on}." if ran_on else "")
     + "".join(f" {c}." for c in caveats)
+    + (
+      " Clear gains of sleep N = 4 over N = 1 at single difficulties (descriptive, not "
+      f"verdicts; see the study pages): {'; '.join(gains)}."
+      if gains
+      else ""
+    )
     + " Verdicts (a)-(d), numbers and figures: [results/README.md](results/README.md)"
     + (f"; per study: {links}." if links else "."),
   ] + (["- **Figures**: " + "; ".join(figures) + "."] if figures else [])
@@ -1068,6 +1131,8 @@ def write_index(out_dir: pathlib.Path) -> None:
         f"- `{scale_name}` ({', '.join(merged['devices'])}; commit {', '.join(merged['commits'])}):"
       )
       details += [f"  - {v['line']}" for v in merged["verdicts"]]
+      if gains := gain_line(merged, study.difficulty):
+        details.append(f"  - {gains}")
       if nothing_learned(merged):
         details.append(f"  - {NOTHING_LEARNED}")
       if warning := compared_unlearned_line(merged):

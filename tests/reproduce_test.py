@@ -138,6 +138,10 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   readme = (d / "README.md").read_text()
   assert "## Scale `ci`" in readme and "| variant | trained N |" in readme
   assert "**No results yet at this scale**" in readme  # cpu and gpu
+  budget = next(line for line in readme.splitlines() if line.startswith("Budget"))
+  assert ("learned in-window position embeddings" in budget) == (
+    scale.position_embedding == "window"
+  )
   index = (ci["out"] / "README.md").read_text()
   assert f"[{study}]({study}/README.md) | ci | {host} |" in index
 
@@ -302,6 +306,8 @@ def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
     clause = line[line.index(head) + len(head) :].split("; (")[0]
     assert "rule110 [cpu" in clause, (v, line)
   assert "Devices: cpu scale on " in lines[2]
+  clear = [r for r in study_report.gain_by_difficulty(results["scales"]["cpu"]) if r["clear"]]
+  assert ("Clear gains of sleep N = 4" in lines[2]) == bool(clear)
   for other in ("rule110 [gpu]", "depo [cpu]", "depo [gpu]", "gsm_realistic [gpu]"):
     assert other in lines[2]
   assert "[rule110](results/rule110/README.md)" in lines[2]
@@ -422,6 +428,11 @@ def test_every_command_of_the_scale_table_resolves(study, scale, tmp_path):
       variant = studies.VARIANTS[run.variant]
       assert config.num_steps == stage.num_steps and config.batch_size == s.batch_size
       assert model.d_model == s.d_model
+      assert model.position_embedding == s.position_embedding
+      # Passed only when set, so that the commands (and slices) of scales without it are
+      # those they were before the option existed.
+      passed = any("position_embedding" in a for a in stage.argv)
+      assert passed == (s.position_embedding != "none")
       if variant.model == "transformer_full":
         assert model.window is None
       else:
@@ -761,3 +772,34 @@ def test_compare_slices_finds_any_changed_number():
   changed["curve"][-1]["loss"] = 1.25
   assert not compare_slices.compare(report, changed)[0]
   assert compare_slices.compare(report, {"eval": {}}) == (False, "no evaluation to compare")
+
+
+def test_gain_by_difficulty_marks_only_gains_clear_of_sampling_and_seed_noise():
+  def variant(per_difficulty):
+    return {
+      "exact_by_difficulty": {
+        str(d): {"mean": sum(xs) / len(xs), "per_seed": xs, "num_examples": 256}
+        for d, xs in per_difficulty.items()
+      }
+    }
+
+  merged = {
+    "difficulties": [1, 2, 3, 4],
+    "variants": {
+      "hybrid": variant({1: [0.99, 0.99], 2: [0.83, 0.81], 3: [0.08, 0.03], 4: [0.0, 0.0]}),
+      # 2: +0.14, seeds apart; 3: +0.30 but a seed of N = 4 below one of N = 1; 4: +0.006, seeds
+      # apart but within two binomial sigmas of 0 (0.000 vs 0.006 over 512 answers each).
+      "sleep4": variant({1: [0.98, 1.0], 2: [0.95, 0.97], 3: [0.02, 0.68], 4: [0.004, 0.008]}),
+    },
+  }
+  rows = {r["difficulty"]: r for r in study_report.gain_by_difficulty(merged)}
+  assert rows[2]["gain"] == pytest.approx(0.14) and rows[2]["clear"]
+  assert rows[3]["gain"] == pytest.approx(0.295) and not rows[3]["clear"]  # seed luck
+  assert rows[4]["gain"] == pytest.approx(0.006) and not rows[4]["clear"]  # sampling noise
+  assert rows[4]["two_sigma"] > 0.006
+  assert not rows[1]["clear"]  # a loss is never clear
+  line = study_report.gain_line(merged, "t")
+  assert "t=2 +0.140 (clear)" in line and "t=3 +0.295;" in line and "(clear)" not in line[-30:]
+  # Without both variants there is nothing to say.
+  del merged["variants"]["sleep4"]
+  assert study_report.gain_by_difficulty(merged) == [] and study_report.gain_line(merged, "t") == ""
