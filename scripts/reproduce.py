@@ -9,7 +9,7 @@ r"""Reproduces one study of the paper through the framework itself, resumably an
 
 Studies: rule110, depo, gsm_symbolic, gsm_realistic. Scales (scripts/studies.py, one table): ci
 (minutes; for the test), cpu (tiny models, two seeds; on a 2-core CPU with --jobs 2 about 2
-hours for depo, gsm_symbolic and rule110 with its ablations, 1.3 hours for gsm_realistic, as
+hours for depo and gsm_symbolic, 1.3 hours for rule110 with its ablations and gsm_realistic, as
 measured on each study page), gpu (the full study on one H100/H200, in slices).
 
 Every run is `python -m sleepnet.main --config experiments/<exp>.py:<args> --workdir
