@@ -316,6 +316,7 @@ def merge_scale(
   )
   out["verdicts"] = [v.to_json() for v in verdicts_lib.judge(acc, difficulties, examples, chance)]
   out["above_chance"] = verdicts_lib.above_chance(every, difficulties, examples, chance)
+  out["gains"] = verdicts_lib.gain_by_difficulty(acc, difficulties, examples)
   no_hop = main_chance.get("no_hop") if main_chance else None
   if no_hop:
     # The same reading aid against Depo's no-hop guess: who followed edges, not just names.
@@ -432,42 +433,9 @@ def _excess_line(
   )
 
 
-def gain_by_difficulty(merged: Mapping[str, Any]) -> list[dict[str, Any]]:
-  """Sleep N = 4 minus the N = 1 hybrid at each difficulty, and whether it is clear of noise.
-
-  Descriptive, not a verdict: (a) judges the deeper half and (d) the trend. It shows where in the
-  difficulty range sleep helps, e.g. at the frontier of what a small budget learns. `clear`: the
-  gain exceeds its binomial two-sigma (as in (d), with n = examples x seeds) *and* every seed of
-  sleep N = 4 scores above every seed of N = 1, so neither sampling nor seed luck explains it.
-  """
-  variants = merged.get("variants") or {}
-  if "hybrid" not in variants or "sleep4" not in variants:
-    return []
-  hyb, slp = variants["hybrid"], variants["sleep4"]
-  rows = []
-  for d in merged["difficulties"]:
-    h, s = hyb["exact_by_difficulty"].get(str(d)), slp["exact_by_difficulty"].get(str(d))
-    if h is None or s is None:
-      continue
-    n_h = h["num_examples"] * len(h["per_seed"])
-    n_s = s["num_examples"] * len(s["per_seed"])
-    p_h, p_s = h["mean"], s["mean"]
-    sigma2 = 2 * math.sqrt(p_s * (1 - p_s) / n_s + p_h * (1 - p_h) / n_h)
-    gain = p_s - p_h
-    rows.append(
-      {
-        "difficulty": d,
-        "gain": gain,
-        "two_sigma": sigma2,
-        "clear": gain > sigma2 and min(s["per_seed"]) > max(h["per_seed"]),
-      }
-    )
-  return rows
-
-
 def gain_line(merged: Mapping[str, Any], name: str) -> str:
-  """`gain_by_difficulty` as one line ('' without both variants)."""
-  rows = gain_by_difficulty(merged)
+  """The merge's `gains` (`verdicts.gain_by_difficulty`) as one line ('' where there are none)."""
+  rows = merged.get("gains") or []
   if not rows:
     return ""
   cells = [
@@ -1013,7 +981,7 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
       for v in merged["verdicts"]:
         if v["status"] in by_status:
           by_status[v["status"]].setdefault(v["id"], []).append(where)
-      clear = [r for r in gain_by_difficulty(merged) if r["clear"]]
+      clear = [r for r in merged.get("gains") or [] if r["clear"]]
       if clear:
         gains.append(
           f"{where} at "

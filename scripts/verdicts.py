@@ -83,6 +83,11 @@ def _m(acc: PerSeed, v: str, d: int) -> float:
   return _mean(acc[v][d])
 
 
+def two_sigma_of_difference(pa: float, na: int, pb: float, nb: int) -> float:
+  """Two binomial standard errors of pa - pb, proportions over na and nb answers."""
+  return 2 * math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+
+
 def _missing(acc: PerSeed, variants: Sequence[str], difficulties: Sequence[int]) -> list[str]:
   return [v for v in variants if v not in acc or any(d not in acc[v] for d in difficulties)]
 
@@ -125,8 +130,7 @@ def no_fall_with_n(
     pa, pb = _mean(sa), _mean(sb)
     na = sum(examples[d] for d in difficulties) * len(sa)
     nb = sum(examples[d] for d in difficulties) * len(sb)
-    se = math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
-    tol = max(_sd(sa), _sd(sb), 2 * se)
+    tol = max(_sd(sa), _sd(sb), two_sigma_of_difference(pa, na, pb, nb))
     drop = pa - pb
     ok &= drop <= tol
     pairs.append({"from": a, "to": b, "from_mean": pa, "to_mean": pb, "drop": drop, "tol": tol})
@@ -181,6 +185,30 @@ def above_chance(
   return out
 
 
+def gain_by_difficulty(
+  acc: PerSeed, difficulties: Sequence[int], examples: Mapping[int, int]
+) -> list[dict[str, Any]]:
+  """sleep4 - hybrid at each difficulty, and whether it is clear of noise.
+
+  Not a verdict: a reading aid. (a) judges the deeper half and (d) the trend; this shows where in
+  the difficulty range sleep helps, e.g. at the frontier of what a small budget learns. `clear`:
+  the gain exceeds its binomial two-sigma (as in (d), n = examples x seeds) *and* every seed of
+  sleep4 scores above every seed of hybrid, so neither sampling nor seed luck explains it.
+  """
+  if "hybrid" not in acc or "sleep4" not in acc:
+    return []
+  rows = []
+  for d in difficulties:
+    if d not in acc["hybrid"] or d not in acc["sleep4"]:
+      continue
+    h, s = acc["hybrid"][d], acc["sleep4"][d]
+    gain = _mean(s) - _mean(h)
+    noise = two_sigma_of_difference(_mean(s), examples[d] * len(s), _mean(h), examples[d] * len(h))
+    clear = gain > noise and min(s) > max(h)
+    rows.append({"difficulty": d, "gain": gain, "two_sigma": noise, "clear": clear})
+  return rows
+
+
 def transformer_at_chance(
   acc: PerSeed,
   difficulties: Sequence[int],
@@ -220,7 +248,7 @@ def gain_grows_with_depth(
   ps, ph = _m(acc, "sleep4", deepest), _m(acc, "hybrid", deepest)
   ns = examples[deepest] * len(acc["sleep4"][deepest])
   nh = examples[deepest] * len(acc["hybrid"][deepest])
-  noise = 2 * math.sqrt(ps * (1 - ps) / ns + ph * (1 - ph) / nh)
+  noise = two_sigma_of_difference(ps, ns, ph, nh)
   status = PASS if slope - 2 * (se or 0.0) > 0 and gains[-1] > noise else FAIL
   detail = ", ".join(f"{d}: {g:+.3f}" for d, g in zip(difficulties, gains, strict=True))
   if se is None:

@@ -306,7 +306,7 @@ def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
     clause = line[line.index(head) + len(head) :].split("; (")[0]
     assert "rule110 [cpu" in clause, (v, line)
   assert "Devices: cpu scale on " in lines[2]
-  clear = [r for r in study_report.gain_by_difficulty(results["scales"]["cpu"]) if r["clear"]]
+  clear = [r for r in results["scales"]["cpu"]["gains"] if r["clear"]]
   assert ("Clear gains of sleep N = 4" in lines[2]) == bool(clear)
   for other in ("rule110 [gpu]", "depo [cpu]", "depo [gpu]", "gsm_realistic [gpu]"):
     assert other in lines[2]
@@ -775,31 +775,24 @@ def test_compare_slices_finds_any_changed_number():
 
 
 def test_gain_by_difficulty_marks_only_gains_clear_of_sampling_and_seed_noise():
-  def variant(per_difficulty):
-    return {
-      "exact_by_difficulty": {
-        str(d): {"mean": sum(xs) / len(xs), "per_seed": xs, "num_examples": 256}
-        for d, xs in per_difficulty.items()
-      }
-    }
-
-  merged = {
-    "difficulties": [1, 2, 3, 4],
-    "variants": {
-      "hybrid": variant({1: [0.99, 0.99], 2: [0.83, 0.81], 3: [0.08, 0.03], 4: [0.0, 0.0]}),
-      # 2: +0.14, seeds apart; 3: +0.30 but a seed of N = 4 below one of N = 1; 4: +0.006, seeds
-      # apart but within two binomial sigmas of 0 (0.000 vs 0.006 over 512 answers each).
-      "sleep4": variant({1: [0.98, 1.0], 2: [0.95, 0.97], 3: [0.02, 0.68], 4: [0.004, 0.008]}),
-    },
+  ds = [1, 2, 3, 4]
+  examples = dict.fromkeys(ds, 256)
+  acc = {
+    "hybrid": {1: [0.99, 0.99], 2: [0.83, 0.81], 3: [0.08, 0.03], 4: [0.0, 0.0]},
+    # 2: +0.14, seeds apart; 3: +0.30 but a seed of N = 4 below one of N = 1; 4: +0.006, seeds
+    # apart but within two binomial sigmas of 0 (0.000 vs 0.006 over 512 answers each).
+    "sleep4": {1: [0.98, 1.0], 2: [0.95, 0.97], 3: [0.02, 0.68], 4: [0.004, 0.008]},
   }
-  rows = {r["difficulty"]: r for r in study_report.gain_by_difficulty(merged)}
+  gains = verdicts.gain_by_difficulty(acc, ds, examples)
+  rows = {r["difficulty"]: r for r in gains}
   assert rows[2]["gain"] == pytest.approx(0.14) and rows[2]["clear"]
   assert rows[3]["gain"] == pytest.approx(0.295) and not rows[3]["clear"]  # seed luck
   assert rows[4]["gain"] == pytest.approx(0.006) and not rows[4]["clear"]  # sampling noise
   assert rows[4]["two_sigma"] > 0.006
   assert not rows[1]["clear"]  # a loss is never clear
-  line = study_report.gain_line(merged, "t")
+  line = study_report.gain_line({"gains": gains}, "t")
   assert "t=2 +0.140 (clear)" in line and "t=3 +0.295;" in line and "(clear)" not in line[-30:]
   # Without both variants there is nothing to say.
-  del merged["variants"]["sleep4"]
-  assert study_report.gain_by_difficulty(merged) == [] and study_report.gain_line(merged, "t") == ""
+  del acc["sleep4"]
+  assert verdicts.gain_by_difficulty(acc, ds, examples) == []
+  assert study_report.gain_line({"gains": []}, "t") == study_report.gain_line({}, "t") == ""
