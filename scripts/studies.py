@@ -161,6 +161,8 @@ class Scale:
     note: what this scale can and cannot show (written into the study's README).
     tried: earlier designs of this scale and what they gave, each naming the commit whose
       results/ holds its numbers (written into the study's README: a redesign never hides them).
+    probes: diagnostic experiments at this scale's settings, each naming the committed script
+      that reruns it and what it showed (written into the study's README and the index).
   """
 
   variants: tuple[str, ...]
@@ -186,6 +188,7 @@ class Scale:
   position_embedding: str = "none"
   note: str = ""
   tried: tuple[str, ...] = ()
+  probes: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,7 +303,7 @@ STUDIES: Mapping[str, Study] = {
           # Rule 110 is addressed by cell position: the answer's bit i depends on cells i-t..i+t
           # of the evicted state, so the GDN keys must encode positions. Without position
           # embeddings (RoPE reaches only attention) the hybrid reached t = 1 exact match 0.090
-          # after 1200 steps; with them 0.619 (same seed and settings; probe in `tried`).
+          # after 1200 steps; with them 0.619 (same seed and settings; see `probes`).
           position_embedding="window",
           note=_CPU_NOTE,
           tried=(
@@ -317,10 +320,14 @@ STUDIES: Mapping[str, Study] = {
             "0.109, sleep N = 2 0.114, N = 4 0.120, deep4 0.226; re-feeding tokens 0.106, fresh "
             "pass start 0.099, N drawn from {1, 2, 4} 0.101, t shown: hybrid 0.097, sleep N = 4 "
             "0.121; verdicts (a) FAIL (-0.001), (b) PASS, (c) PASS, (d) FAIL; 3.7 process-hours. "
-            "Even t = 1 was only half solved (hybrid 0.509). A probe of the hybrid alone (seed 0, "
-            "1200 steps, 768 test examples; scripts/probe_positions.sh) then gave t = 1 exact "
-            "match 0.090 without and 0.619 with learned in-window position embeddings, which this "
-            "scale now uses.",
+            "Even t = 1 was only half solved (hybrid 0.509), which led to the position probe "
+            "below and to this scale's learned in-window position embeddings.",
+          ),
+          probes=(
+            "scripts/probe_positions.sh: the N = 1 hybrid at this scale's settings, seed 0, 1200 "
+            "steps, trained without and with learned in-window position embeddings, evaluated at "
+            "N = 1 on 768 test examples: t = 1 exact match 0.090 without, 0.619 with (the same "
+            "tables on a second run of the script).",
           ),
         ),
         "gpu": Scale(
@@ -383,8 +390,9 @@ STUDIES: Mapping[str, Study] = {
           # One 9..12-node cycle of one-syllable names (no hop count up to 8 wraps back to the
           # query node, so the question alone gives nothing away): the edge list (at most 49
           # tokens) fills two evicted windows, k in 1..8. Single-token names because a name is
-          # then one lookup; within the budget full attention and the hybrids rise above the
-          # question-only chance on it (results/depo).
+          # then one lookup. Training examples ask 6 questions (30 tokens, the last window), test
+          # examples one: with one question per example no model learned even one-hop lookup in
+          # this budget (`probes`).
           task=dict(
             window=32,
             seq_len=96,
@@ -395,6 +403,8 @@ STUDIES: Mapping[str, Study] = {
             syllables_min=1,
             syllables_max=1,
             single_cycle=True,
+            num_queries=6,
+            test_num_queries=1,
           ),
           difficulties=(1, 2, 4, 8),
           eval_passes=(1, 2, 4, 8),
@@ -409,6 +419,23 @@ STUDIES: Mapping[str, Study] = {
             "beat the question-only chance (mean exact match over k in 1, 2, 4, 8: windowed "
             "transformer 0.412, full attention 0.249, hybrid 0.389, sleep N = 2 0.406, N = 4 "
             "0.414; chance 0.416, mostly 'the answer is the query node' on short cycles).",
+            "one question per training example, otherwise the same (results/depo at commit "
+            "c469bc0, 2 seeds): no model followed the edges (mean exact match over k in 1, 2, 4, "
+            "8: windowed transformer 0.011, full attention 0.083, hybrid 0.074, sleep N = 2 0.078, "
+            "N = 4 0.085, deep4 0.108; no-hop guess 0.106); verdicts (a) FAIL (+0.011), (b) PASS, "
+            "(c) PASS, (d) FAIL; 3.8 process-hours.",
+          ),
+          probes=(
+            "scripts/probe_depo_lookup.sh: this scale's task and models, but every question asks "
+            "for k = 1 (one lookup of an evicted edge), seed 0, evaluated at N = 1 on 512 test "
+            "examples. With one question per example and this scale's 2000 steps (`bash "
+            "scripts/probe_depo_lookup.sh 2000 1`), exact match: full attention 0.070, the N = 1 "
+            "hybrid 0.076, both below the no-hop guess (about 0.1): neither learned one-hop "
+            "lookup. With 6 questions per example and 4000 steps (`... 4000 6`; test examples "
+            "then ask 6 questions too): the hybrid answers at least 84% of the questions (token "
+            "accuracy 0.919 over answers and their <eos>; all 6 right in 0.350 of the examples), "
+            "full attention at most 12% (0.561; 0.000). This scale therefore trains on 6 "
+            "questions per example and tests on one.",
           ),
         ),
         "gpu": Scale(
@@ -421,7 +448,8 @@ STUDIES: Mapping[str, Study] = {
           lr=5e-4,
           warmup_steps=500,
           # One 17..24-node cycle, so no hop count up to 16 wraps back to the query node; the
-          # edge list fills 4 windows of 64.
+          # edge list fills 4 windows of 64. 6 questions per training example (at most 54
+          # tokens, the last window) and one per test example, as at the cpu scale.
           task=dict(
             window=64,
             seq_len=320,
@@ -432,6 +460,8 @@ STUDIES: Mapping[str, Study] = {
             syllables_min=2,
             syllables_max=3,
             single_cycle=True,
+            num_queries=6,
+            test_num_queries=1,
           ),
           difficulties=(1, 2, 4, 8, 16),
           eval_passes=(1, 2, 4, 8),

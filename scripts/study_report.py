@@ -717,6 +717,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
     ]
     if settings.get("tried"):
       lines += ["Tried before at this scale:", *(f"- {t}" for t in settings["tried"]), ""]
+    if settings.get("probes"):
+      lines += ["Probes at this scale:", *(f"- {t}" for t in settings["probes"]), ""]
   outdated = merged.get("outdated") or []
   if outdated:
     lines += [
@@ -1048,7 +1050,9 @@ def _earlier_lines(merged: Mapping[str, Any] | None) -> list[str]:
   out = []
   if merged.get("outdated"):
     out.append(f"  - left out (made by older settings): {', '.join(merged['outdated'])}")
-  out += [f"  - tried before: {t}" for t in (merged.get("settings") or {}).get("tried") or ()]
+  settings = merged.get("settings") or {}
+  out += [f"  - tried before: {t}" for t in settings.get("tried") or ()]
+  out += [f"  - probe: {t}" for t in settings.get("probes") or ()]
   return out
 
 

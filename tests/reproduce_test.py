@@ -474,6 +474,34 @@ def test_the_scale_table_meets_the_study_design():
     assert g["seq_len"] // g["window"] >= 3  # the problem spans several windows
 
 
+def test_every_probe_names_a_committed_script_that_reruns_it():
+  probes = [
+    (name, scale_name, text)
+    for name, study in studies.STUDIES.items()
+    for scale_name, scale in study.scales.items()
+    for text in scale.probes
+  ]
+  assert probes, "the table records no probe"
+  for name, scale_name, text in probes:
+    scripts = re.findall(r"scripts/[\w.-]+\.(?:sh|py)", text)
+    assert scripts, (name, scale_name, text)
+    for script in scripts:
+      assert (studies.ROOT / script).is_file(), (name, scale_name, script)
+
+
+def test_the_index_lists_earlier_designs_and_probes_of_a_scale():
+  merged = {
+    "outdated": ["hybrid-seed0"],
+    "settings": {"tried": ["old design"], "probes": ["a probe"]},
+  }
+  assert study_report._earlier_lines(merged) == [
+    "  - left out (made by older settings): hybrid-seed0",
+    "  - tried before: old design",
+    "  - probe: a probe",
+  ]
+  assert study_report._earlier_lines({"settings": None}) == []
+
+
 # --------------------------------------------------------------------------------------------------
 # Verdict formulas on hand-built numbers
 

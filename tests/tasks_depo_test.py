@@ -65,6 +65,25 @@ def test_answers_structure_and_tokens(num_queries):
   assert set(hop_counts) == set(range(1, 17))
 
 
+def test_test_split_can_ask_fewer_questions_than_training():
+  cfg = DepoConfig(num_queries=6, test_num_queries=1, k_max=8, window=64, seq_len=320)
+  for i in range(40):
+    train, test = generate(cfg, 0, i, "train"), generate(cfg, 0, i, "test")
+    assert len(train.facts["queries"]) == 6 and len(test.facts["queries"]) == 1
+    # The test example's difficulty is the hop count of its one question.
+    assert test.difficulty == test.facts["hops"]
+    assert test.facts["answer"] == walk(
+      test.facts["edges"], test.facts["query"], test.facts["hops"]
+    )
+    assert _parse(test.tokens, cfg)[1] == [
+      (test.facts["query"], test.facts["hops"], test.facts["answer"])
+    ]
+  # 0 (the default) asks the training count in both splits; the question budget covers the larger.
+  same = DepoConfig(num_queries=3, window=64, seq_len=320)
+  assert len(generate(same, 0, 0, "test").facts["queries"]) == 3
+  assert DepoConfig(num_queries=1, test_num_queries=4).max_question_tokens() == 4 * (2 * 3 + 3)
+
+
 def test_single_cycle_visits_every_node():
   cfg = DepoConfig(single_cycle=True)
   for i in range(50):
@@ -81,6 +100,10 @@ def test_validation_errors():
     DepoConfig(k_min=0)
   with pytest.raises(ValueError, match="num_queries=9 is larger than allowed"):
     DepoConfig(num_queries=9)
+  with pytest.raises(ValueError, match="test_num_queries=9 is larger than allowed"):
+    DepoConfig(test_num_queries=9)
+  with pytest.raises(ValueError, match="test_num_queries=-1 must be >= 0"):
+    DepoConfig(test_num_queries=-1)
   with pytest.raises(ValueError, match="only 70 names"):
     DepoConfig(syllables_min=1, syllables_max=1, n_min=20, n_max=20)
   with pytest.raises(ValueError, match="window too small: the facts need up to 257 tokens"):

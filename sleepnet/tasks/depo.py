@@ -76,6 +76,11 @@ class DepoConfig(base.TaskConfig):
     syllables_min: shortest name, in syllable tokens.
     syllables_max: longest name, in syllable tokens (at most MAX_SYLLABLES).
     num_queries: queries per example, about distinct nodes, each with its own hop count.
+    test_num_queries: queries per example of the test split (0: num_queries). Training on
+      several questions per example multiplies the answer tokens per sequence (one question gives
+      one supervised name per 100 tokens, too sparse for small models to learn even one-hop
+      lookup; scripts/probe_depo_lookup.sh), while testing on one keeps the difficulty the hop
+      count of that one question and exact match a per-question score.
     single_cycle: draw a single n-cycle instead of a uniform random permutation, so that hop
       counts below n never wrap around to the query node.
   """
@@ -91,6 +96,7 @@ class DepoConfig(base.TaskConfig):
   syllables_min: int = 2
   syllables_max: int = 3
   num_queries: int = 1
+  test_num_queries: int = 0
   single_cycle: bool = False
 
   def validate(self) -> None:
@@ -101,6 +107,7 @@ class DepoConfig(base.TaskConfig):
     self._check_range("syllables_min", lo=1)
     self._check_range("syllables_max", lo=self.syllables_min, hi=MAX_SYLLABLES)
     self._check_range("num_queries", lo=1, hi=self.n_min)
+    self._check_range("test_num_queries", lo=0, hi=self.n_min)
     names = sum(len(SYLLABLES) ** s for s in range(self.syllables_min, self.syllables_max + 1))
     # Unique names are drawn by rejection; keep collisions rare.
     if names < 4 * self.n_max:
@@ -113,7 +120,13 @@ class DepoConfig(base.TaskConfig):
     return 1 + self.n_max * (2 * self.syllables_max + 2)
 
   def max_question_tokens(self) -> int:
-    return self.num_queries * (2 * self.syllables_max + 3)
+    return max(self.num_queries, self.test_num_queries) * (2 * self.syllables_max + 3)
+
+  def queries_in(self, split: str) -> int:
+    """How many questions an example of `split` asks."""
+    if split == "test" and self.test_num_queries:
+      return self.test_num_queries
+    return self.num_queries
 
 
 def _draw_graph(
@@ -160,8 +173,9 @@ def generate(config: DepoConfig, seed: int, index: int, split: str = "train") ->
   for i in order:
     fact_ids += [*name_ids[i], _ARROW, *name_ids[succ[i]], _SEMI]
 
-  queries = rng.choice(n, size=config.num_queries, replace=False)
-  hops = rng.integers(config.k_min, config.k_max + 1, size=config.num_queries)
+  num_queries = config.queries_in(split)
+  queries = rng.choice(n, size=num_queries, replace=False)
+  hops = rng.integers(config.k_min, config.k_max + 1, size=num_queries)
   qa = []
   query_facts = []
   for node, h in zip(queries.tolist(), hops.tolist(), strict=True):
