@@ -20,6 +20,7 @@ chance level can be computed wherever the results are merged, without the runs.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -65,6 +66,18 @@ def evaluation_set(
   return _evaluation_set(task_name, json.dumps(dict(task), sort_keys=True), eval_seed, num_test)
 
 
+def _test_shaped(config: Any) -> Any:
+  """The task config whose training examples ask what a test example asks.
+
+  A Depo scale may train on several questions per example and test on one; the majority answer
+  is then counted over training graphs asked one question each, keyed by that question's hop
+  count, as the evaluation set is.
+  """
+  if getattr(config, "test_num_queries", 0):
+    return dataclasses.replace(config, num_queries=config.test_num_queries, test_num_queries=0)
+  return config
+
+
 def question_only_baseline(
   task_name: str,
   task: Mapping[str, Any],
@@ -87,10 +100,11 @@ def question_only_baseline(
     "exact_match": over all evaluation examples}.
   """
   spec, config, examples = evaluation_set(task_name, task, eval_seed=eval_seed, num_test=num_test)
+  fit = _test_shaped(config)
   counts: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
   overall: collections.Counter = collections.Counter()
   for i in range(num_fit):
-    ex = spec.generate(config, FIT_SEED, i, "train")
+    ex = spec.generate(fit, FIT_SEED, i, "train")
     counts[ex.difficulty][_answers(ex.facts)] += 1
     overall[_answers(ex.facts)] += 1
   fallback = overall.most_common(1)[0][0]

@@ -7,7 +7,8 @@ and writes:
   results/<study>/results.json                  every number, with its config, seed, device, wall
                                                 time and git commit (schema below, RESULTS_SCHEMA)
   results/<study>/<scale>_exact_vs_difficulty.png   exact match per difficulty, mean and seed range
-  results/<study>/<scale>_learning_curves.png       training exact match and loss vs step
+  results/<study>/<scale>_learning_curves.png       training exact match (token accuracy where
+                                                    examples ask several questions), loss vs step
   results/<study>/<scale>_n_sweep.png               exact match vs test-time N
   results/<study>/README.md                     the tables, verdicts and figures
   results/README.md                             the index of every study (`write_index`)
@@ -147,7 +148,7 @@ def aggregate_variant(
   curves = [{r["step"]: r for r in s.get("curve", [])} for s in slices]
   steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
   out["curve"] = {"step": steps}
-  for key in ("exact_match", "loss"):
+  for key in ("exact_match", "accuracy", "loss"):
     values = [[c[step].get(key, math.nan) for c in curves] for step in steps]
     out["curve"][key] = {
       "mean": [statistics.fmean(v) for v in values],
@@ -593,18 +594,26 @@ def draw_figures(
   fig.tight_layout()
   names.append(_save(fig, plt, out_dir, scale_name, "exact_vs_difficulty"))
 
-  # 2. Step-matched learning curves (every run has the same steps and log interval).
+  # 2. Step-matched learning curves (every run has the same steps and log interval). Where a
+  # training example asks several questions (Depo), its exact match needs all of them right and
+  # says little next to the one-question test; the answer-token accuracy is shown instead.
+  questions = int(((merged.get("settings") or {}).get("task") or {}).get("num_queries", 1))
+  first = "exact_match" if questions == 1 else "accuracy"
   fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
   for v, a in variants.items():
     c = a["curve"]
     if not c["step"]:
       continue
     style = ":" if a["group"] == "show_t" else "-"
-    for ax, key in zip(axes, ("exact_match", "loss"), strict=True):
+    for ax, key in zip(axes, (first, "loss"), strict=True):
       ax.plot(c["step"], c[key]["mean"], color=COLORS.get(v), ls=style, lw=1.2, label=a["label"])
       if len(a["seeds"]) > 1:
         ax.fill_between(c["step"], c[key]["min"], c[key]["max"], color=COLORS.get(v), alpha=0.15)
-  axes[0].set_ylabel("training-batch exact match")
+  axes[0].set_ylabel(
+    "training-batch exact match"
+    if questions == 1
+    else f"training-batch token accuracy\n(answers and <eos>, {questions} questions per example)"
+  )
   axes[1].set_ylabel("training loss (answer tokens)")
   axes[1].set_yscale("log")
   for ax in axes:

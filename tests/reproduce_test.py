@@ -619,6 +619,29 @@ def test_depo_no_hop_guess_is_one_over_the_candidate_names(task, expected):
   assert chance.no_hop_baseline("rule110", {}, eval_seed=3, num_test=4) is None
 
 
+def test_chance_of_a_task_that_trains_on_more_questions_is_fitted_on_test_shaped_examples():
+  # Training asks 3 questions, testing one: the majority answers must be counted over examples
+  # asking one question (a 3-answer tuple never equals a 1-answer truth), so the baseline equals
+  # that of the task that asks one question in both splits (the same test set). On one 3-cycle
+  # of 1-syllable names copying the query is never right, so the majority answer is the guess,
+  # and it is right now and then.
+  base = dict(window=16, seq_len=48, syllables_min=1, syllables_max=1, n_min=3, n_max=3, k_max=2)
+  base |= dict(single_cycle=True)
+  kw = dict(eval_seed=5, num_test=512, num_fit=1024)
+  one = chance.question_only_baseline("depo", base, **kw)
+  assert one["exact_match"] > 0
+  three = chance.question_only_baseline(
+    "depo", base | dict(num_queries=3, test_num_queries=1), **kw
+  )
+  assert three == one
+  from sleepnet.tasks import config_from_overrides
+
+  shaped = chance._test_shaped(
+    config_from_overrides("depo", base | dict(num_queries=3, test_num_queries=1))
+  )
+  assert (shaped.num_queries, shaped.test_num_queries) == (1, 0)
+
+
 def test_models_that_only_guess_names_are_flagged_on_depo():
   ds = [1, 2]
   n = {d: 400 for d in ds}
