@@ -372,7 +372,17 @@ STUDIES: Mapping[str, Study] = {
           variants=("transformer", "hybrid"),
           d_model=32,
           num_heads=2,
-          task=dict(window=16, seq_len=48, n_min=3, n_max=4, k_min=1, k_max=2),
+          # Two questions per training example and one per test example, as the gpu scale.
+          task=dict(
+            window=16,
+            seq_len=48,
+            n_min=3,
+            n_max=4,
+            k_min=1,
+            k_max=2,
+            num_queries=2,
+            test_num_queries=1,
+          ),
           difficulties=None,
           **_CI,
         ),

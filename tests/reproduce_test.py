@@ -115,7 +115,7 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
     want_n = {1, 4, variant.train_passes} if variant.sweeps_n else {1}
     assert set(a["n_sweep"]) == {str(n) for n in want_n}
     assert a["curve"]["step"] == [2, 4]  # log_every=2, 4 steps: step-matched across variants
-    assert len(a["curve"]["exact_match"]["mean"]) == 2
+    assert len(a["curve"]["exact_match"]["mean"]) == len(a["curve"]["accuracy"]["mean"]) == 2
     assert a["wall_s"]["train"]["mean"] > 0 and a["wall_s"]["eval"]["mean"] > 0
     assert a["cpu_per_wall"] > 0  # logged by the trainer, carried through slice and merge
   assert len(ci_results["runs"]) == len(scale.variants)
@@ -127,6 +127,16 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
     assert run["git"]["commit"] and run["devices"][0]["platform"] == "cpu"
     assert run["commands"]["train"][0][0] == "sleepnet.main"
     assert run["commands"]["evaluate"][0] == "sleepnet.evaluate"
+  if study == "depo":  # trained on two questions per example, evaluated on one
+    run = ci_results["runs"][0]
+    assert (run["config"]["task"]["num_queries"], run["config"]["task"]["test_num_queries"]) == (
+      2,
+      1,
+    )
+    assert (
+      sum(chance["by_difficulty"][str(d)]["num_examples"] for d in difficulties)
+      == (run["eval"]["results"]["1"]["num_examples"])
+    )
   if study.startswith("gsm"):
     assert [r["ops"] for r in ci_results["paper_comparison"]] == [2, 6]
     assert "paper 2-op (pretrained init, 4 sleep loops): 60% -> 91%" in log
