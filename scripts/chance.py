@@ -4,7 +4,8 @@ Every question in these tasks is about facts that were evicted before it. A mode
 the evicted facts at all (the windowed transformer) can still do better than uniform guessing: it
 sees the question (the depth t, the hop count k and the query name, the queried variable) and knows
 the answer distribution. Chance is therefore defined, per difficulty d, as the better of these
-question-only predictors, fitted on training examples and scored on the evaluation set:
+question-only predictors, fitted on training examples (asking what a test example asks) and scored
+on the evaluation set:
 
   * majority: the most frequent answer among `num_fit` training examples of difficulty d (the
     Bayes-optimal question-only guess when the question holds nothing but d, as in Rule 110,
@@ -20,7 +21,6 @@ chance level can be computed wherever the results are merged, without the runs.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -66,18 +66,6 @@ def evaluation_set(
   return _evaluation_set(task_name, json.dumps(dict(task), sort_keys=True), eval_seed, num_test)
 
 
-def _test_shaped(config: Any) -> Any:
-  """The task config whose training examples ask what a test example asks.
-
-  A Depo scale may train on several questions per example and test on one; the majority answer
-  is then counted over training graphs asked one question each, keyed by that question's hop
-  count, as the evaluation set is.
-  """
-  if getattr(config, "test_num_queries", 0):
-    return dataclasses.replace(config, num_queries=config.test_num_queries, test_num_queries=0)
-  return config
-
-
 def question_only_baseline(
   task_name: str,
   task: Mapping[str, Any],
@@ -100,7 +88,8 @@ def question_only_baseline(
     "exact_match": over all evaluation examples}.
   """
   spec, config, examples = evaluation_set(task_name, task, eval_seed=eval_seed, num_test=num_test)
-  fit = _test_shaped(config)
+  # Training examples shaped as the test ones (a Depo scale may train on more questions).
+  fit = config.test_shaped()
   counts: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
   overall: collections.Counter = collections.Counter()
   for i in range(num_fit):

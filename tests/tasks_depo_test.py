@@ -82,6 +82,10 @@ def test_test_split_can_ask_fewer_questions_than_training():
   same = DepoConfig(num_queries=3, window=64, seq_len=320)
   assert len(generate(same, 0, 0, "test").facts["queries"]) == 3
   assert DepoConfig(num_queries=1, test_num_queries=4).max_question_tokens() == 4 * (2 * 3 + 3)
+  # Test-shaped training examples (what question-only baselines fit on) ask as the test split.
+  shaped = cfg.test_shaped()
+  assert (shaped.num_queries, shaped.test_num_queries) == (1, 0) and same.test_shaped() is same
+  assert len(generate(shaped, 0, 3, "train").facts["queries"]) == 1
 
 
 def test_single_cycle_visits_every_node():

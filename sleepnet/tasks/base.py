@@ -305,6 +305,14 @@ class TaskConfig:
     """The largest number of question + answer tokens an example of this config can have."""
     raise NotImplementedError
 
+  def test_shaped(self) -> TaskConfig:
+    """The config whose training examples ask what a test example of this one asks.
+
+    The same config, unless a task's test split asks differently (Depo's `test_num_queries`);
+    question-only baselines fit their guesses on these training examples.
+    """
+    return self
+
   @property
   def num_windows(self) -> int:
     """T / L."""

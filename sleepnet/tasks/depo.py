@@ -122,6 +122,11 @@ class DepoConfig(base.TaskConfig):
   def max_question_tokens(self) -> int:
     return max(self.num_queries, self.test_num_queries) * (2 * self.syllables_max + 3)
 
+  def test_shaped(self) -> DepoConfig:
+    if not self.test_num_queries:
+      return self
+    return dataclasses.replace(self, num_queries=self.test_num_queries, test_num_queries=0)
+
   def queries_in(self, split: str) -> int:
     """How many questions an example of `split` asks."""
     if split == "test" and self.test_num_queries:
