@@ -17,7 +17,8 @@ glued ("kalomi" = ka lo mi). Vocabulary: <pad> <fill> <bos> <eos> -> ; ? <k1> â€
 
 Facts: "edges" ([src, dst] name pairs in listed order), "query", "hops" and "answer" of the first
 query, and "queries" (every query as {"query", "hops", "answer"}). The difficulty is the largest
-hop count. The loss covers the answer names and their <eos>.
+hop count. The loss covers the answer names and their <eos>. `test_num_queries` lets training
+examples ask more questions than test examples (denser supervision, one-question difficulty).
 """
 
 from __future__ import annotations
