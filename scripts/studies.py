@@ -447,6 +447,12 @@ STUDIES: Mapping[str, Study] = {
             "2000 steps, so this scale keeps one question per example (the sleep variants would "
             "have compared name guessing again). The gpu scale trains on 6 questions per "
             "example, with ten times the steps.",
+            "scripts/probe_depo_lookup.sh with k in 1..2 (`K_MAX=2 TEST_QUERIES=1 "
+            "MODELS='hybrid sleep4' bash scripts/probe_depo_lookup.sh 3000 6`: 6 questions per "
+            "training example, one per test example, 3000 steps, seed 0): exact match at k = 1 / "
+            "k = 2: hybrid 0.108 / 0.098, sleep N = 4 0.119 / 0.098, at the no-hop guess (about "
+            "0.1): a second hop count in the mix was enough to keep the one-hop lookup, which k = "
+            "1 alone learns, from appearing within 3000 steps, with or without sleep.",
           ),
         ),
         "gpu": Scale(
