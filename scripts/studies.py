@@ -326,7 +326,8 @@ STUDIES: Mapping[str, Study] = {
           probes=(
             "scripts/probe_positions.sh: the N = 1 hybrid at this scale's settings, seed 0, 1200 "
             "steps, trained without and with learned in-window position embeddings, evaluated at "
-            "N = 1 on 768 test examples: t = 1 exact match 0.090 without, 0.619 with (the same "
+            "N = 1 on 768 test examples, on this 2-core CPU (AMD EPYC): t = 1 exact match 0.090 "
+            "without, 0.619 with (the same "
             "tables on a second run of the script).",
           ),
         ),
@@ -430,7 +431,8 @@ STUDIES: Mapping[str, Study] = {
           probes=(
             "scripts/probe_depo_lookup.sh: this scale's task and models, but every question asks "
             "for k = 1 (one lookup of an evicted edge), seed 0, evaluated at N = 1 on 512 test "
-            "examples. With one question per example and this scale's 2000 steps (`bash "
+            "examples, on this 2-core CPU (AMD EPYC). With one question per example and this "
+            "scale's 2000 steps (`bash "
             "scripts/probe_depo_lookup.sh 2000 1`), exact match: full attention 0.070, the N = 1 "
             "hybrid 0.076, both below the no-hop guess (about 0.1): neither learned one-hop "
             "lookup. With 6 questions per example and 4000 steps (`... 4000 6`; test examples "
@@ -441,7 +443,8 @@ STUDIES: Mapping[str, Study] = {
             "6 questions per training example and one per test example, k in 1..8, this scale's "
             "budget otherwise (`python scripts/reproduce.py --study depo --scale cpu --only "
             "transformer,transformer_full,hybrid` at commit 3013c72; stopped after those three, "
-            "2 seeds each): mean exact match over k in 1, 2, 4, 8: windowed transformer 0.011, "
+            "2 seeds each, this 2-core CPU): mean exact match over k in 1, 2, 4, 8: windowed "
+            "transformer 0.011, "
             "full attention 0.085, hybrid 0.105 (k = 1: 0.153), against the no-hop guess 0.106: "
             "with only one question in eight at k = 1, the one-hop lookup does not appear within "
             "2000 steps, so this scale keeps one question per example (the sleep variants would "
@@ -449,7 +452,8 @@ STUDIES: Mapping[str, Study] = {
             "example, with ten times the steps.",
             "scripts/probe_depo_lookup.sh with k in 1..2 (`K_MAX=2 TEST_QUERIES=1 "
             "MODELS='hybrid sleep4' bash scripts/probe_depo_lookup.sh 3000 6`: 6 questions per "
-            "training example, one per test example, 3000 steps, seed 0): exact match at k = 1 / "
+            "training example, one per test example, 3000 steps, seed 0, this 2-core CPU): exact "
+            "match at k = 1 / "
             "k = 2: hybrid 0.108 / 0.098, sleep N = 4 0.119 / 0.098, at the no-hop guess (about "
             "0.1): a second hop count in the mix was enough to keep the one-hop lookup, which k = "
             "1 alone learns, from appearing within 3000 steps, with or without sleep.",
