@@ -38,11 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       syllables_min=1, syllables_max=1,
     )  # fmt: skip
   else:  # the task's defaults: 8-16 nodes, k in 1..8, L = 64, T = 256
-    # 6 questions per training example, one per test example: with one, small models learn not
-    # even one-hop lookup in thousands of steps (scripts/probe_depo_lookup.sh).
-    config.task = base.task_config(
-      "depo", window=64, seq_len=256, k_min=1, k_max=8, num_queries=6, test_num_queries=1
-    )
+    config.task = base.task_config("depo", window=64, seq_len=256, k_min=1, k_max=8)
   width, heads = (32, 2) if args.smoke else (128, 4)
   config.model_kind = args.model
   config.model = base.model_config(

@@ -597,7 +597,10 @@ def draw_figures(
   # 2. Step-matched learning curves (every run has the same steps and log interval). Where a
   # training example asks several questions (Depo), its exact match needs all of them right and
   # says little next to the one-question test; the answer-token accuracy is shown instead.
-  questions = int(((merged.get("settings") or {}).get("task") or {}).get("num_queries", 1))
+  # Read from what the runs recorded, not the scale table (which omits the task's defaults).
+  questions = max(
+    (int(r["config"]["task"].get("num_queries", 1)) for r in merged.get("runs") or []), default=1
+  )
   first = "exact_match" if questions == 1 else "accuracy"
   fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
   for v, a in variants.items():

@@ -2,6 +2,7 @@
 slices, conflicts; the scale table resolves at every scale; the verdict formulas on hand-built
 numbers. The verdicts of real results are printed by the script, never asserted here."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -457,6 +458,15 @@ def test_every_command_of_the_scale_table_resolves(study, scale, tmp_path):
         assert tuple(config[k]) == v if isinstance(v, tuple) else config[k] == v
       assert task.show_steps_before_eviction if variant.show_steps else True
       assert f"--workdir={stage.workdir}" in stage.argv
+      # Rerunning a committed run trains the task it recorded: a changed experiment default
+      # (not in the commands) must not move it. Fields newer than the slice are at their default.
+      committed = studies.ROOT / "results" / study / "slices" / f"{scale}-{run.variant}-seed0.json"
+      if committed.is_file() and len(run.stages) == 1:
+        recorded = json.loads(committed.read_text())["config"]["task"]
+        fields = dataclasses.asdict(task)
+        defaults = dataclasses.asdict(type(task)())
+        for k, v in fields.items():
+          assert v == recorded.get(k, defaults[k]), (study, scale, run.variant, k)
     assert run.directory == tmp_path / study / scale / run.variant / f"seed{run.seed}"
     assert ("smoke" in run.stages[0].argv[0].partition(":")[2]) == (scale == "ci")
 
