@@ -153,6 +153,13 @@ class Scale:
     log_every: steps between metrics.jsonl records (the learning curves).
     checkpoint_every: steps between checkpoints (what a killed slice loses at most).
     two_stage_fraction: share of the steps trained with N = 1 by two-stage variants.
+    curriculum: `config.task.*` values of a first, easier training stage of every variant (e.g.
+      `dict(k_max=1)`: one-hop questions only); {} for none. The variant's model trains on it
+      for `curriculum_steps` steps (two-stage variants at N = 1, the others at their own N),
+      then on `task` from those weights (fresh optimizer) for the rest of `num_steps`, so every
+      variant still trains `num_steps` steps. It may not change the window or the sequence
+      length (the model and the evaluation set are those of `task`).
+    curriculum_steps: steps of the curriculum stage (0 without a curriculum).
     smoke: add the experiment's `smoke` argument (ci scale).
     blocks: the hybrid's block pattern (None: the experiment's 4 layers, gdn/attn/gdn/attn); the
       transformers get as many attention layers, the depth-matched model `passes` copies.
@@ -181,6 +188,8 @@ class Scale:
   log_every: int
   checkpoint_every: int
   two_stage_fraction: float = 0.5
+  curriculum: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  curriculum_steps: int = 0
   smoke: bool = False
   blocks: tuple[str, ...] | None = None
   extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -189,6 +198,23 @@ class Scale:
   note: str = ""
   tried: tuple[str, ...] = ()
   probes: tuple[str, ...] = ()
+
+  def __post_init__(self) -> None:
+    if bool(self.curriculum) != (self.curriculum_steps > 0):
+      raise ValueError(
+        f"Scale: curriculum={dict(self.curriculum)} and curriculum_steps={self.curriculum_steps} "
+        "go together (a curriculum needs steps > 0, and steps need a curriculum)"
+      )
+    fixed = sorted({"window", "seq_len"} & set(self.curriculum))
+    if fixed:
+      raise ValueError(
+        f"Scale.curriculum may not change {fixed}: the model and eval set use task's"
+      )
+    if self.curriculum_steps >= self.num_steps:
+      raise ValueError(
+        f"Scale: curriculum_steps={self.curriculum_steps} leaves none of num_steps="
+        f"{self.num_steps} for the task itself"
+      )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,6 +411,9 @@ STUDIES: Mapping[str, Study] = {
             test_num_queries=1,
           ),
           difficulties=None,
+          # As the gpu scale: one-hop questions first, so CI runs a curriculum end to end.
+          curriculum=dict(k_max=1),
+          curriculum_steps=2,
           **_CI,
         ),
         # Measured alone on the 2-core CPU: 0.10-0.53 s/step; the scale's measured
@@ -472,6 +501,11 @@ STUDIES: Mapping[str, Study] = {
           # edge list fills 4 windows of 64. 6 questions per training example (at most 54
           # tokens, the last window) and one per test example: with one, no cpu-scale model
           # learned even one-hop lookup; with 6 the hybrid did (the cpu scale's `probes`).
+          # Every variant first trains 4000 of its 20000 steps on one-hop questions only: on the
+          # cpu scale, mixed hop counts from the start kept even one-hop lookup from appearing,
+          # while k = 1 first and then mixed k learned it (the curriculum probe there).
+          curriculum=dict(k_max=1),
+          curriculum_steps=4000,
           task=dict(
             window=64,
             seq_len=320,
@@ -674,6 +708,7 @@ class Stage:
   argv: tuple[str, ...]  # arguments after `python -m sleepnet.main`
   num_steps: int
   step_offset: int  # where this stage's steps start on the run's step axis (learning curves)
+  curriculum: bool = False  # trains on the scale's curriculum task (`Scale.curriculum`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -710,9 +745,12 @@ def _format(value: Any) -> str:
   return str(value)
 
 
-def task_config(study: Study, scale: Scale, variant: Variant) -> dict[str, Any]:
-  """The `config.task.*` values of a variant at a scale (show_t widens the first window)."""
-  task = dict(scale.task)
+def task_config(
+  study: Study, scale: Scale, variant: Variant, *, curriculum: bool = False
+) -> dict[str, Any]:
+  """The `config.task.*` values of a variant at a scale (show_t widens the first window); with
+  `curriculum`, those of the scale's curriculum stage."""
+  task = {**scale.task, **(scale.curriculum if curriculum else {})}
   if variant.show_steps:
     if study.task_name != "rule110":
       raise ValueError(f"variant {variant.name} (t shown before eviction) is for rule110 only")
@@ -731,9 +769,10 @@ def overrides(
   *,
   num_steps: int,
   data_dir: pathlib.Path,
+  curriculum: bool = False,
 ) -> list[tuple[str, Any]]:
   """Every `--config.KEY=VALUE` of one training command, as (key, value) pairs."""
-  task = task_config(study, scale, variant)
+  task = task_config(study, scale, variant, curriculum=curriculum)
   out: list[tuple[str, Any]] = [
     ("seed", seed),
     ("num_steps", num_steps),
@@ -792,10 +831,13 @@ def _command(
   workdir: pathlib.Path,
   num_steps: int,
   data_dir: pathlib.Path,
+  curriculum: bool = False,
 ) -> tuple[str, ...]:
   """The arguments of one `python -m sleepnet.main` command (after the module name)."""
   args = [a for a in (study.experiment_args, *args, "smoke" if scale.smoke else "") if a]
-  pairs = overrides(study, scale, variant, seed, num_steps=num_steps, data_dir=data_dir)
+  pairs = overrides(
+    study, scale, variant, seed, num_steps=num_steps, data_dir=data_dir, curriculum=curriculum
+  )
   return (
     # Relative to the repository, which is the subprocesses' working directory.
     f"--config=experiments/{study.experiment}.py:{','.join(args)}",
@@ -846,27 +888,42 @@ def runs_of(
     for seed in seeds:
       directory = runs_dir / study.name / scale_name / name / f"seed{seed}"
       common = dict(study=study, scale=scale, variant=variant, seed=seed, data_dir=data_dir)
+      # (workdir, experiment arguments, steps, curriculum task?) of each stage, in order; each
+      # stage after the first starts from the parameters of the one before it.
+      plan: list[tuple[pathlib.Path, list[str], int, bool]] = []
       if variant.two_stage:
         first = max(1, round(scale.num_steps * scale.two_stage_fraction))
         second = scale.num_steps - first
-        if second < 1 or "," in str(directory):
-          raise ValueError(f"two-stage {name} needs num_steps >= 2 and no ',' in {directory}")
-        s1, s2 = directory / "stage1", directory / "stage2"
-        stage2_args = [*model_args, "stage=2", f"init_from={portable(s1)}"]
-        stages = (
-          Stage(
-            s1,
-            _command(args=[*model_args, "stage=1"], workdir=s1, num_steps=first, **common),
-            first,
-            0,
-          ),
-          Stage(
-            s2, _command(args=stage2_args, workdir=s2, num_steps=second, **common), second, first
-          ),
-        )
+        if second < 1:
+          raise ValueError(f"two-stage {name} needs num_steps >= 2")
+        if scale.curriculum_steps >= first:
+          raise ValueError(
+            f"two-stage {name}: curriculum_steps={scale.curriculum_steps} must be below the "
+            f"N = 1 stage's {first} steps"
+          )
+        c = scale.curriculum_steps
+        if c:
+          plan.append((directory / "curriculum", [*model_args, "stage=1"], c, True))
+        plan.append((directory / "stage1", [*model_args, "stage=1"], first - c, False))
+        plan.append((directory / "stage2", [*model_args, "stage=2"], second, False))
+      elif scale.curriculum_steps:
+        c = scale.curriculum_steps
+        plan.append((directory / "curriculum", model_args, c, True))
+        plan.append((directory / "main", model_args, scale.num_steps - c, False))
       else:
-        argv = _command(args=model_args, workdir=directory, num_steps=scale.num_steps, **common)
-        stages = (Stage(directory, argv, scale.num_steps, 0),)
+        plan.append((directory, model_args, scale.num_steps, False))
+      if len(plan) > 1 and "," in str(directory):
+        raise ValueError(f"{name}: init_from=<workdir> cannot hold the ',' in {directory}")
+      stages, offset = [], 0
+      for workdir, args, steps, on_curriculum in plan:
+        if stages:  # continue from the previous stage's parameters (fresh optimizer)
+          args = [*args, f"init_from={portable(stages[-1].workdir)}"]
+        argv = _command(
+          args=args, workdir=workdir, num_steps=steps, curriculum=on_curriculum, **common
+        )
+        stages.append(Stage(workdir, argv, steps, offset, on_curriculum))
+        offset += steps
+      stages = tuple(stages)
       passes = set(scale.eval_passes if variant.sweeps_n else (1,)) | {variant.train_passes}
       passes = tuple(sorted(passes))
       out.append(Run(study.name, scale_name, name, seed, directory, stages, passes, scale.env))

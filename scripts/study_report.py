@@ -706,6 +706,17 @@ def _positions(settings: Mapping[str, Any]) -> str:
   return ", learned in-window position embeddings" if kind == "window" else f", {kind} positions"
 
 
+def _curriculum(settings: Mapping[str, Any]) -> str:
+  """ "; curriculum: ..." where a scale trains every variant on an easier task first."""
+  if not settings.get("curriculum"):
+    return ""
+  task = ", ".join(f"{k}={v}" for k, v in settings["curriculum"].items())
+  return (
+    f"; curriculum (every variant): the first {settings['curriculum_steps']} steps with {task}, "
+    "then the task above from those weights (fresh optimizer)"
+  )
+
+
 def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, Any]) -> list[str]:
   """The README section of one scale."""
   lines = [f"## Scale `{scale_name}`", ""]
@@ -719,10 +730,12 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
       f"{settings['num_test']} evaluation examples"
       + (
         f"; two-stage (variant sleep4_2stage): N = 1 for the first "
-        f"{settings['two_stage_fraction']:.0%} of the steps, then N = 4 from those weights."
+        f"{settings['two_stage_fraction']:.0%} of the steps, then N = 4 from those weights"
         if "sleep4_2stage" in settings["variants"]
-        else "."
-      ),
+        else ""
+      )
+      + _curriculum(settings)
+      + ".",
       "",
       f"*{settings['note']}*",
       "",

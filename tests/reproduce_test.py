@@ -4,6 +4,7 @@ numbers. The verdicts of real results are printed by the script, never asserted 
 
 import dataclasses
 import importlib.util
+import itertools
 import json
 import os
 import pathlib
@@ -122,14 +123,22 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   assert len(ci_results["runs"]) == len(scale.variants)
   for run in ci_results["runs"]:
     assert run["status"] == "ok" and run["seed"] == 0
-    assert run["config"]["seed"] == 0 and run["config"]["num_steps"] == scale.num_steps
+    steps = [c["num_steps"] for c in run["stage_configs"]] or [run["config"]["num_steps"]]
+    assert run["config"]["seed"] == 0 and sum(steps) == scale.num_steps
     assert run["config"]["task"]["window"] == scale.task["window"]
-    assert run["eval"]["step"] == scale.num_steps
+    assert run["eval"]["step"] == steps[-1]  # the last stage's own step count
     assert run["git"]["commit"] and run["devices"][0]["platform"] == "cpu"
     assert run["commands"]["train"][0][0] == "sleepnet.main"
     assert run["commands"]["evaluate"][0] == "sleepnet.evaluate"
   if study == "depo":  # trained on two questions per example, evaluated on one
     run = ci_results["runs"][0]
+    # After a curriculum: the first 2 steps asked one-hop questions only, from scratch; the
+    # last 2 the scale's k in 1..2, from the curriculum's parameters.
+    first, main = run["stage_configs"]
+    assert (first["task"]["k_max"], first["num_steps"], first["init_from"]) == (1, 2, "")
+    assert (main["task"]["k_max"], main["num_steps"]) == (2, 2)
+    assert main["init_from"].endswith(f"{run['variant']}/seed0/curriculum")
+    assert run["config"] == main
     assert (run["config"]["task"]["num_queries"], run["config"]["task"]["test_num_queries"]) == (
       2,
       1,
@@ -153,6 +162,8 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   assert ("learned in-window position embeddings" in budget) == (
     scale.position_embedding == "window"
   )
+  curriculum = "; curriculum (every variant): the first 2 steps with k_max=1, then the task above"
+  assert (curriculum in budget) == (study == "depo") and budget.endswith(".")
   index = (ci["out"] / "README.md").read_text()
   assert f"[{study}]({study}/README.md) | ci | {host} |" in index
 
@@ -416,7 +427,13 @@ def config_of(study, scale_name, variant, seed, stage):
   arg = stage.argv[0].partition(":")[2]
   config = load_experiment(study_.experiment).get_config(arg)
   pairs = studies.overrides(
-    study_, scale, studies.VARIANTS[variant], seed, num_steps=stage.num_steps, data_dir=ROOT
+    study_,
+    scale,
+    studies.VARIANTS[variant],
+    seed,
+    num_steps=stage.num_steps,
+    data_dir=ROOT,
+    curriculum=stage.curriculum,
   )
   for key, value in pairs:
     *parents, leaf = key.split(".")
@@ -469,6 +486,67 @@ def test_every_command_of_the_scale_table_resolves(study, scale, tmp_path):
           assert v == recorded.get(k, defaults[k]), (study, scale, run.variant, k)
     assert run.directory == tmp_path / study / scale / run.variant / f"seed{run.seed}"
     assert ("smoke" in run.stages[0].argv[0].partition(":")[2]) == (scale == "ci")
+
+
+def test_a_curriculum_trains_every_variant_on_the_easier_task_first(tmp_path, monkeypatch):
+  depo = studies.STUDIES["depo"]
+  scale = dataclasses.replace(
+    depo.scales["ci"], num_steps=10, curriculum=dict(k_max=1, num_queries=1), curriculum_steps=3
+  )
+  monkeypatch.setitem(
+    studies.STUDIES, "depo", dataclasses.replace(depo, scales={**depo.scales, "ci": scale})
+  )
+  hybrid, two_stage = studies.runs_of("depo", "ci", ["hybrid", "sleep4_2stage"], [0], tmp_path)
+  # Every variant trains num_steps in all, on one step axis (the learning curves).
+  for run, names in (
+    (hybrid, ["curriculum", "main"]),
+    (two_stage, ["curriculum", "stage1", "stage2"]),
+  ):
+    assert [s.workdir.name for s in run.stages] == names
+    assert sum(s.num_steps for s in run.stages) == 10
+    assert [s.step_offset for s in run.stages] == [
+      0,
+      *itertools.accumulate(s.num_steps for s in run.stages[:-1]),
+    ]
+    assert [s.curriculum for s in run.stages] == [True] + [False] * (len(names) - 1)
+  assert [s.num_steps for s in two_stage.stages] == [3, 2, 5]  # two_stage_fraction 0.5
+  for run in (hybrid, two_stage):
+    configs = [config_of("depo", "ci", run.variant, 0, s) for s in run.stages]
+    tasks = [train.resolve(c)[1] for c in configs]
+    assert (tasks[0].k_max, tasks[0].num_queries) == (1, 1)  # the curriculum's overrides
+    assert all((t.k_max, t.num_queries) == (2, 2) for t in tasks[1:])  # then the scale's task
+    assert tasks[0].window == tasks[-1].window and tasks[0].seq_len == tasks[-1].seq_len
+    assert configs[0].init_from == ""
+    for previous, config in zip(run.stages, configs[1:], strict=False):
+      assert config.init_from == str(previous.workdir)  # each stage continues the one before
+  # Two-stage: N = 1 through the curriculum and stage 1, then N = 4.
+  assert [
+    c.stage for c in (config_of("depo", "ci", "sleep4_2stage", 0, s) for s in two_stage.stages)
+  ] == [1, 1, 2]
+  # The N = 1 stage must keep steps of its own after the curriculum.
+  monkeypatch.setitem(
+    studies.STUDIES,
+    "depo",
+    dataclasses.replace(
+      depo, scales={**depo.scales, "ci": dataclasses.replace(scale, curriculum_steps=5)}
+    ),
+  )
+  with pytest.raises(ValueError, match="curriculum_steps=5 must be below the N = 1 stage's 5"):
+    studies.runs_of("depo", "ci", ["sleep4_2stage"], [0], tmp_path)
+
+
+@pytest.mark.parametrize(
+  ("change", "message"),
+  [
+    (dict(curriculum={}, curriculum_steps=2), "go together"),
+    (dict(curriculum=dict(k_max=1), curriculum_steps=0), "go together"),
+    (dict(curriculum=dict(window=8, k_max=1), curriculum_steps=2), r"may not change \['window'\]"),
+    (dict(curriculum=dict(k_max=1), curriculum_steps=4), "leaves none of num_steps=4"),
+  ],
+)
+def test_a_bad_curriculum_is_refused_by_name(change, message):
+  with pytest.raises(ValueError, match=message):
+    dataclasses.replace(studies.STUDIES["depo"].scales["ci"], **change)
 
 
 def test_the_scale_table_meets_the_study_design():

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Does a hop curriculum let the Depo cpu scale's models learn multi-hop lookup, and does sleep
+# help once they can? `probe_depo_lookup.sh` found that with six questions per training example
+# the N = 1 hybrid learns one-hop lookup within 4000 steps, but that with mixed hop counts from the
+# start nothing is learned within 3000 steps. This probe trains in two stages on the cpu scale's
+# task and model (9..12-node single cycle, one-syllable names, L = 32, T = 96, d_model 64, 4 heads,
+# lr 1e-3, batch 32, seed 0):
+#   A. the N = 1 hybrid, every question k = 1, QUERIES questions per training example, STEPS_A;
+#   B. from A's parameters (fresh optimizer), k in 1..K_MAX, QUERIES questions per training
+#      example and one per test example, STEPS_B steps, once with N = 1 and once with each N of
+#      PASSES (side by side, one single-threaded process each).
+# Each stage-B model is evaluated at its own N on 512 test examples; the tables give exact match
+# by hop count k (the no-hop guess, a random node of 9..12, is about 0.1).
+#
+#   bash scripts/probe_depo_curriculum.sh [STEPS_A [STEPS_B [DIR]]]  # defaults: 2500 1500 /tmp/probe-curriculum
+#   K_MAX=4 QUERIES=6 PASSES="2 4" WARMUP=200 bash scripts/probe_depo_curriculum.sh
+#
+# About 35 minutes on the 2-core CPU at the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps_a=${1:-2500}
+steps_b=${2:-1500}
+dir=${3:-/tmp/probe-curriculum}
+k_max=${K_MAX:-4}
+queries=${QUERIES:-6}
+passes_list=(${PASSES:-4})
+python=${PYTHON:-python3}
+[[ -x .venv/bin/python ]] && python=${PYTHON:-.venv/bin/python}
+mkdir -p "$dir"
+# The cpu scale's Depo task and training settings; stage-specific keys come after.
+common=(--config.seed=0 --config.batch_size=32 --config.optimizer.lr=0.001
+  --config.optimizer.warmup_steps=${WARMUP:-200} --config.log_every=100
+  --config.model.d_model=64 --config.model.num_heads=4 --config.model.window=32
+  --config.task.window=32 --config.task.seq_len=96 --config.task.n_min=9 --config.task.n_max=12
+  --config.task.syllables_min=1 --config.task.syllables_max=1 --config.task.single_cycle=True
+  --config.task.num_queries="$queries" --config.eval.num_test=512 --config.eval.batch_size=256)
+# Stage A: one-hop lookup, N = 1 (a "sleep" model at N = 1 is the hybrid, with the same
+# parameters as every N, so stage B can continue it at any N).
+rm -rf "${dir:?}/lookup"
+"$python" -m sleepnet.main --config="experiments/depo.py:model=sleep,stage=1" "${common[@]}" \
+  --workdir="$dir/lookup" --config.num_steps="$steps_a" --config.checkpoint_every="$steps_a" \
+  --config.task.k_min=1 --config.task.k_max=1 --config.eval.sleep_passes=1 \
+  --config.data_dir="$dir/data-lookup" >"$dir/lookup.log" 2>&1 || { tail -30 "$dir/lookup.log"; exit 1; }
+hops() {
+  local passes=$1
+  rm -rf "${dir:?}/hops-n$passes"
+  XLA_FLAGS=--xla_cpu_multi_thread_eigen=false "$python" -m sleepnet.main \
+    --config="experiments/depo.py:model=sleep,passes=$passes,init_from=$dir/lookup" \
+    "${common[@]}" --workdir="$dir/hops-n$passes" --config.num_steps="$steps_b" \
+    --config.checkpoint_every="$steps_b" --config.task.k_min=1 --config.task.k_max="$k_max" \
+    --config.task.test_num_queries=1 --config.eval.sleep_passes="$passes" \
+    --config.data_dir="$dir/data-hops" >"$dir/hops-n$passes.log" 2>&1
+}
+runs=(1 "${passes_list[@]}")
+pids=()
+for passes in "${runs[@]}"; do
+  hops "$passes" &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || true; done  # a failed run prints its log below
+echo "Depo hop curriculum, seed 0: A. k = 1, $queries questions, $steps_a steps (N = 1)"
+grep -v '^[IWE][0-9]' "$dir/lookup.log" | grep '^|' || true
+echo "B. from A: k = 1..$k_max, $queries training questions, 1 test question, $steps_b steps"
+for passes in "${runs[@]}"; do
+  echo "== N = $passes"
+  grep -v '^[IWE][0-9]' "$dir/hops-n$passes.log" | grep '^|' || { tail -20 "$dir/hops-n$passes.log"; exit 1; }
+done
