@@ -11,7 +11,8 @@ step of each variant's exact training command, which nobody has measured on a GP
   ... --study rule110 --only sleep4 --processes 3     # 3 seeds sharing the device, as a slice
 
 For each study and variant, the last training stage's command in `scripts/studies.py` (for a
-two-stage variant its sleep stage: `steps` and the projection are that stage's) is parsed exactly
+two-stage variant its sleep stage: `steps` and the projection are that stage's; a curriculum
+stage before it, at the same N, is counted in them) is parsed exactly
 as `python -m sleepnet.main` parses it; its real train state, train step and training batches (the
 grain pipeline) are built; the step is compiled (timed), then run for --steps steps after one
 warm-up, each timed to completion (median). The batch is fetched before the clock starts, so this
@@ -68,6 +69,11 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
   """
   stage = run.stages[-1]
   config = studies.parse_command(stage.argv)
+  # A curriculum stage trains the same model at the same N on sequences as long, so it costs what
+  # the measured stage does per step; a two-stage variant's N = 1 stages do not.
+  same_n_steps = stage.num_steps
+  if not studies.VARIANTS[run.variant].two_stage:
+    same_n_steps += sum(s.num_steps for s in run.stages[:-1] if s.curriculum)
   model_config, task = train.resolve(config)
   mesh = train.make_mesh(config)
   tx, _ = train.make_optimizer(config)
@@ -119,8 +125,8 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
     "s_per_step": s_per_step,
     "s_per_step_min": min(times),
     "timed_steps": steps,
-    "num_steps": config.num_steps,
-    "projected_train_s": round(s_per_step * config.num_steps, 1),
+    "num_steps": same_n_steps,
+    "projected_train_s": round(s_per_step * same_n_steps, 1),
     "steps_per_slice": int(SLICE_SECONDS / s_per_step),
     "data_s_per_batch": data_s_per_batch,
     "temp_bytes": getattr(memory, "temp_size_in_bytes", None),

@@ -10,16 +10,20 @@
 #      example and one per test example, STEPS_B steps, once with N = 1 and once with each N of
 #      PASSES (side by side, one single-threaded process each).
 # Each stage-B model is evaluated at its own N on 512 test examples; the tables give exact match
-# by hop count k (the no-hop guess, a random node of 9..12, is about 0.1).
+# by hop count k (the no-hop guess, a random node of 9..12, is about 0.1). Stage A's run is kept
+# in DIR and reused by a later invocation with the same STEPS_A and QUERIES, so stage B can be
+# varied at its own cost. What it showed is recorded in the depo cpu scale's `probes`.
 #
-#   bash scripts/probe_depo_curriculum.sh [STEPS_A [STEPS_B [DIR]]]  # defaults: 2500 1500 /tmp/probe-curriculum
-#   K_MAX=4 QUERIES=6 PASSES="2 4" WARMUP=200 bash scripts/probe_depo_curriculum.sh
+#   bash scripts/probe_depo_curriculum.sh [STEPS_A [STEPS_B [DIR]]]  # 4000 2500 /tmp/probe-curriculum
+#   K_MAX=2 PASSES="2 4" bash scripts/probe_depo_curriculum.sh 4000 2500   # stage B only, reused A
 #
-# About 35 minutes on the 2-core CPU at the defaults.
+# Environment: K_MAX (default 4), QUERIES (6), PASSES (the N > 1 models of stage B, "4"), WARMUP
+# (warmup steps, 200; lower it for a quick check with a few steps). At the defaults, on the 2-core
+# CPU: stage A about 15 minutes, stage B about 22 (the N = 4 model, at about 2 steps/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps_a=${1:-2500}
-steps_b=${2:-1500}
+steps_a=${1:-4000}
+steps_b=${2:-2500}
 dir=${3:-/tmp/probe-curriculum}
 k_max=${K_MAX:-4}
 queries=${QUERIES:-6}
@@ -36,20 +40,23 @@ common=(--config.seed=0 --config.batch_size=32 --config.optimizer.lr=0.001
   --config.task.num_queries="$queries" --config.eval.num_test=512 --config.eval.batch_size=256)
 # Stage A: one-hop lookup, N = 1 (a "sleep" model at N = 1 is the hybrid, with the same
 # parameters as every N, so stage B can continue it at any N).
-rm -rf "${dir:?}/lookup"
+# Kept between invocations: a rerun with the same STEPS_A and QUERIES finds the finished run and
+# only re-evaluates it, so stage B can be varied (K_MAX, PASSES, STEPS_B) at its own cost.
+lookup=$dir/lookup-a$steps_a-q$queries
 "$python" -m sleepnet.main --config="experiments/depo.py:model=sleep,stage=1" "${common[@]}" \
-  --workdir="$dir/lookup" --config.num_steps="$steps_a" --config.checkpoint_every="$steps_a" \
+  --workdir="$lookup" --config.num_steps="$steps_a" --config.checkpoint_every="$steps_a" \
   --config.task.k_min=1 --config.task.k_max=1 --config.eval.sleep_passes=1 \
-  --config.data_dir="$dir/data-lookup" >"$dir/lookup.log" 2>&1 || { tail -30 "$dir/lookup.log"; exit 1; }
+  --config.data_dir="$dir/data-lookup" >"$lookup.log" 2>&1 || { tail -30 "$lookup.log"; exit 1; }
 hops() {
   local passes=$1
-  rm -rf "${dir:?}/hops-n$passes"
+  local name=hops-k$k_max-n$passes
+  rm -rf "${dir:?}/$name"
   XLA_FLAGS=--xla_cpu_multi_thread_eigen=false "$python" -m sleepnet.main \
-    --config="experiments/depo.py:model=sleep,passes=$passes,init_from=$dir/lookup" \
-    "${common[@]}" --workdir="$dir/hops-n$passes" --config.num_steps="$steps_b" \
+    --config="experiments/depo.py:model=sleep,passes=$passes,init_from=$lookup" \
+    "${common[@]}" --workdir="$dir/$name" --config.num_steps="$steps_b" \
     --config.checkpoint_every="$steps_b" --config.task.k_min=1 --config.task.k_max="$k_max" \
     --config.task.test_num_queries=1 --config.eval.sleep_passes="$passes" \
-    --config.data_dir="$dir/data-hops" >"$dir/hops-n$passes.log" 2>&1
+    --config.data_dir="$dir/data-hops" >"$dir/$name.log" 2>&1
 }
 runs=(1 "${passes_list[@]}")
 pids=()
@@ -59,9 +66,10 @@ for passes in "${runs[@]}"; do
 done
 for pid in "${pids[@]}"; do wait "$pid" || true; done  # a failed run prints its log below
 echo "Depo hop curriculum, seed 0: A. k = 1, $queries questions, $steps_a steps (N = 1)"
-grep -v '^[IWE][0-9]' "$dir/lookup.log" | grep '^|' || true
+grep -v '^[IWE][0-9]' "$lookup.log" | grep '^|' || true
 echo "B. from A: k = 1..$k_max, $queries training questions, 1 test question, $steps_b steps"
 for passes in "${runs[@]}"; do
   echo "== N = $passes"
-  grep -v '^[IWE][0-9]' "$dir/hops-n$passes.log" | grep '^|' || { tail -20 "$dir/hops-n$passes.log"; exit 1; }
+  log=$dir/hops-k$k_max-n$passes.log
+  grep -v '^[IWE][0-9]' "$log" | grep '^|' || { tail -20 "$log"; exit 1; }
 done

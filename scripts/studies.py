@@ -486,6 +486,20 @@ STUDIES: Mapping[str, Study] = {
             "k = 2: hybrid 0.108 / 0.098, sleep N = 4 0.119 / 0.098, at the no-hop guess (about "
             "0.1): a second hop count in the mix was enough to keep the one-hop lookup, which k = "
             "1 alone learns, from appearing within 3000 steps, with or without sleep.",
+            "scripts/probe_depo_curriculum.sh, a hop curriculum (seed 0, this 2-core CPU, 512 "
+            "test examples, each model evaluated at its own N): stage A trains the N = 1 hybrid "
+            "on one-hop questions only (6 per example) for 4000 steps; stage B continues it "
+            "(fresh optimizer) on k in 1..4, 6 questions per training example and one per test "
+            "example, for 2500 steps, at N = 1 and at N = 4 (`bash "
+            "scripts/probe_depo_curriculum.sh 4000 2500`). Exact match at k = 1 / 2 / 3 / 4: N "
+            "= 1 0.894 / 0.094 / 0.086 / 0.094, N = 4 0.872 / 0.071 / 0.060 / 0.117. After the "
+            "curriculum, one-hop lookup survives the mixed hop counts (with k mixed from the "
+            "start, k = 1 stayed at 0.108 above), but neither model follows a second edge (the "
+            "no-hop guess is about 0.1), with or without sleep. With stage A cut to 2500 steps "
+            "and stage B to 1500 (`... 2500 1500`): N = 1 0.355 / 0.150 / 0.095 / 0.109, N = 4 "
+            "0.326 / 0.102 / 0.121 / 0.102. The Depo gpu scale starts with this curriculum "
+            "(4000 one-hop steps of its 20000); this scale cannot (stage A alone is more than "
+            "its 2000 steps).",
           ),
         ),
         "gpu": Scale(

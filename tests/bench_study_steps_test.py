@@ -51,3 +51,14 @@ def test_processes_time_each_variant_together_one_seed_each(tmp_path):
 def test_names_a_variant_no_study_has():
   with pytest.raises(SystemExit):
     bench_study_steps.main(["--study", "depo", "--scale", "ci", "--only", "sleep4_tokens"])
+
+
+def test_a_curriculum_stage_counts_in_the_projected_steps(tmp_path):
+  # depo's ci scale trains 2 of its 4 steps on one-hop questions first: the same model at the
+  # same N on sequences as long, so the projection covers all 4 steps.
+  out = tmp_path / "steps.json"
+  argv = ["--study", "depo", "--scale", "ci", "--only", "hybrid", "--steps", "1"]
+  assert bench_study_steps.main([*argv, "--out", str(out)]) == 0
+  (row,) = json.loads(out.read_text())["rows"]
+  assert (row["stage"], row["num_steps"]) == ("main", 4)
+  assert row["projected_train_s"] == pytest.approx(row["s_per_step"] * 4, abs=0.1)
