@@ -497,7 +497,11 @@ STUDIES: Mapping[str, Study] = {
             "start, k = 1 stayed at 0.108 above), but neither model follows a second edge (the "
             "no-hop guess is about 0.1), with or without sleep. With stage A cut to 2500 steps "
             "and stage B to 1500 (`... 2500 1500`): N = 1 0.355 / 0.150 / 0.095 / 0.109, N = 4 "
-            "0.326 / 0.102 / 0.121 / 0.102. The Depo gpu scale starts with this curriculum "
+            "0.326 / 0.102 / 0.121 / 0.102. With k in 1..2 in stage B, from the same stage A "
+            "(`K_MAX=2 bash scripts/probe_depo_curriculum.sh 4000 2500`): k = 1 / 2: N = 1 "
+            "0.922 / 0.115, N = 4 0.948 / 0.127 (244 test examples at k = 2, so a binomial "
+            "standard error of about 0.02): even two hops are not learned at this scale, with "
+            "or without sleep. The Depo gpu scale starts with this curriculum "
             "(4000 one-hop steps of its 20000); this scale cannot (stage A alone is more than "
             "its 2000 steps).",
           ),
