@@ -22,6 +22,7 @@
 # CPU: stage A about 15 minutes, stage B about 22 (the N = 4 model, at about 2 steps/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/probe_common.sh
 steps_a=${1:-4000}
 steps_b=${2:-2500}
 dir=${3:-/tmp/probe-curriculum}
@@ -59,17 +60,11 @@ hops() {
     --config.data_dir="$dir/data-hops" >"$dir/$name.log" 2>&1
 }
 runs=(1 "${passes_list[@]}")
-pids=()
-for passes in "${runs[@]}"; do
-  hops "$passes" &
-  pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid" || true; done  # a failed run prints its log below
+side_by_side hops "${runs[@]}"  # a failed run prints its log below
 echo "Depo hop curriculum, seed 0: A. k = 1, $queries questions, $steps_a steps (N = 1)"
-grep -v '^[IWE][0-9]' "$lookup.log" | grep '^|' || true
+print_table "$lookup.log" || true
 echo "B. from A: k = 1..$k_max, $queries training questions, 1 test question, $steps_b steps"
 for passes in "${runs[@]}"; do
   echo "== N = $passes"
-  log=$dir/hops-k$k_max-n$passes.log
-  grep -v '^[IWE][0-9]' "$log" | grep '^|' || { tail -20 "$log"; exit 1; }
+  print_table "$dir/hops-k$k_max-n$passes.log" || exit 1
 done

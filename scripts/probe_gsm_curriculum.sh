@@ -17,6 +17,7 @@
 # Environment: OPS_MAX (default 3), PASSES ("4"), WARMUP (200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/probe_common.sh
 steps_a=${1:-1800}
 steps_b=${2:-900}
 dir=${3:-/tmp/probe-gsm-curriculum}
@@ -49,17 +50,11 @@ mixed() {
     >"$dir/$name.log" 2>&1
 }
 runs=(1 "${passes_list[@]}")
-pids=()
-for passes in "${runs[@]}"; do
-  mixed "$passes" &
-  pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid" || true; done  # a failed run prints its log below
+side_by_side mixed "${runs[@]}"  # a failed run prints its log below
 echo "gsm_realistic curriculum, seed 0: A. ops = 1, $steps_a steps (N = 1)"
-grep -v '^[IWE][0-9]' "$lookup.log" | grep '^|' || true
+print_table "$lookup.log" || true
 echo "B. from A: ops = 1..$ops_max, $steps_b steps"
 for passes in "${runs[@]}"; do
   echo "== N = $passes"
-  log=$dir/ops$ops_max-n$passes.log
-  grep -v '^[IWE][0-9]' "$log" | grep '^|' || { tail -20 "$log"; exit 1; }
+  print_table "$dir/ops$ops_max-n$passes.log" || exit 1
 done
