@@ -18,6 +18,7 @@
 # model costs 2 to 3 times the hybrid per step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/probe_common.sh
 steps=${1:-2000}
 queries=${2:-1}
 dir=${3:-/tmp/probe-depo}
@@ -54,15 +55,10 @@ train() {
     --config.eval.num_test=512 --config.eval.batch_size=256 --config.eval.sleep_passes="$passes" \
     --config.data_dir="$dir/data-$name" >"$dir/$name.log" 2>&1
 }
-pids=()
-for model in "${models[@]}"; do
-  train "$model" &
-  pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid" || true; done  # a failed run prints its log below
+side_by_side train "${models[@]}"  # a failed run prints its log below
 echo "Depo, k = 1..$k_max, $queries question(s) per training example" \
   "(test: ${test_queries/#0/the same}), $steps steps, seed 0"
 for model in "${models[@]}"; do
   echo "== $model"
-  grep -v '^[IWE][0-9]' "$dir/$model.log" | grep '^|' || { tail -20 "$dir/$model.log"; exit 1; }
+  print_table "$dir/$model.log" || exit 1
 done

@@ -932,23 +932,21 @@ def runs_of(
       # (workdir, experiment arguments, steps, curriculum task?) of each stage, in order; each
       # stage after the first starts from the parameters of the one before it.
       plan: list[tuple[pathlib.Path, list[str], int, bool]] = []
+      c = scale.curriculum_steps
       if variant.two_stage:
         first = max(1, round(scale.num_steps * scale.two_stage_fraction))
         second = scale.num_steps - first
         if second < 1:
           raise ValueError(f"two-stage {name} needs num_steps >= 2")
-        if scale.curriculum_steps >= first:
+        if c >= first:
           raise ValueError(
-            f"two-stage {name}: curriculum_steps={scale.curriculum_steps} must be below the "
-            f"N = 1 stage's {first} steps"
+            f"two-stage {name}: curriculum_steps={c} must be below the N = 1 stage's {first} steps"
           )
-        c = scale.curriculum_steps
         if c:
           plan.append((directory / "curriculum", [*model_args, "stage=1"], c, True))
         plan.append((directory / "stage1", [*model_args, "stage=1"], first - c, False))
         plan.append((directory / "stage2", [*model_args, "stage=2"], second, False))
-      elif scale.curriculum_steps:
-        c = scale.curriculum_steps
+      elif c:
         plan.append((directory / "curriculum", model_args, c, True))
         plan.append((directory / "main", model_args, scale.num_steps - c, False))
       else:
