@@ -317,6 +317,13 @@ def merge_scale(
   )
   out["verdicts"] = [v.to_json() for v in verdicts_lib.judge(acc, difficulties, examples, chance)]
   out["above_chance"] = verdicts_lib.above_chance(every, difficulties, examples, chance)
+  # The same reading aid on the difficulties (a) judges: a model can beat chance on the easy
+  # cases alone, and then (a) compares guesses however well it learned those.
+  deep = verdicts_lib.deeper_half(difficulties)
+  out["above_chance_deep"] = {
+    "difficulties": deep,
+    "models": verdicts_lib.above_chance(every, deep, examples, chance),
+  }
   out["gains"] = verdicts_lib.gain_by_difficulty(acc, difficulties, examples)
   no_hop = main_chance.get("no_hop") if main_chance else None
   if no_hop:
@@ -377,6 +384,39 @@ def compared_unlearned_line(merged: Mapping[str, Any]) -> str:
     "**Neither the N = 1 hybrid nor the sleep models learned this task at this scale** (none is "
     f"above chance; {', '.join(labels.get(v, v) for v in learned)} did): (b) holds trivially, "
     "and (a) and (d) compare constant guesses, so they say nothing about sleep."
+  )
+
+
+def deep_unlearned(merged: Mapping[str, Any]) -> bool:
+  """Whether the hybrid and the sleep models all are at chance on (a)'s deeper half.
+
+  Not raised where `nothing_learned` or `compared_unlearned` already holds (they say more): this
+  is the case of models that learned the easier difficulties only, so that (a) and the deep end
+  of (d) compare guesses, while the shallower gains still say something about sleep.
+  """
+  deep = (merged.get("above_chance_deep") or {}).get("models") or {}
+  compared = [v for v in SLEEP_COMPARED if v in deep]
+  if not compared or any(deep[v]["learned"] for v in compared):
+    return False
+  return not nothing_learned(merged) and not compared_unlearned(merged)
+
+
+def deep_unlearned_line(merged: Mapping[str, Any]) -> str:
+  """The warning of `deep_unlearned`, with each compared model's excess there ('' when none)."""
+  if not deep_unlearned(merged):
+    return ""
+  info = merged["above_chance_deep"]
+  labels = {v: a["label"] for v, a in merged["variants"].items()}
+  cells = ", ".join(
+    f"{labels.get(v, v)} {info['models'][v]['excess']:+.3f}"
+    for v in SLEEP_COMPARED
+    if v in info["models"]
+  )
+  return (
+    "**The N = 1 hybrid and the sleep models are at chance on the deeper half "
+    f"{list(info['difficulties'])}** (excess over chance there: {cells}; none beyond the "
+    "tolerance): they learned the easier difficulties only, so (a) and the deep end of (d) "
+    "compare guesses; what sleep does shows only where they learned (the gain per difficulty)."
   )
 
 
@@ -463,6 +503,8 @@ def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   if nothing_learned(merged):
     lines.append(NOTHING_LEARNED)
   if warning := compared_unlearned_line(merged):
+    lines.append(warning)
+  if warning := deep_unlearned_line(merged):
     lines.append(warning)
   return lines + no_hop_lines(merged)
 
@@ -955,12 +997,19 @@ SUMMARY_END = "<!-- end of reproduction summary -->"
 
 # A study whose verdicts compare no learned skill is marked where it is listed, and the mark is
 # explained once, so the claim lines stay readable.
-CAVEAT_MARKS = {"nothing_learned": "†", "no_hops_learned": "‡", "compared_unlearned": "§"}
+CAVEAT_MARKS = {
+  "nothing_learned": "†",
+  "no_hops_learned": "‡",
+  "compared_unlearned": "§",
+  "deep_unlearned": "¶",
+}
 CAVEATS = {
   "†": "no model learned the task, so its verdicts are trivial",
   "‡": "no model followed the edges, so its verdicts compare name guessing only",
   "§": "the hybrid and sleep models learned nothing (other baselines did), so (a), (b) and "
   "(d) compare constant guesses",
+  "¶": "the hybrid and sleep models are at chance on the deeper half of the difficulties, so "
+  "(a) compares guesses there",
 }
 
 
@@ -995,6 +1044,8 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
         mark = CAVEAT_MARKS["compared_unlearned"]
       elif no_hops_learned(merged):
         mark = CAVEAT_MARKS["no_hops_learned"]
+      elif deep_unlearned(merged):
+        mark = CAVEAT_MARKS["deep_unlearned"]
       if mark:
         caveats.append(f"{mark} {name} [{scale_name}]: {CAVEATS[mark]}")
       where = f"{name} [{scale_name}]{mark}"
@@ -1136,6 +1187,8 @@ def write_index(out_dir: pathlib.Path) -> None:
         details.append(f"  - {warning}")
       if no_hops_learned(merged):
         details.append(f"  - {NO_HOPS_LEARNED}")
+      if warning := deep_unlearned_line(merged):
+        details.append(f"  - {warning}")
       if merged["missing"]:
         details.append(f"  - not run yet: {', '.join(merged['missing'])}")
       details += _earlier_lines(merged)

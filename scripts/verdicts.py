@@ -102,11 +102,16 @@ def _seed_means(acc: PerSeed, v: str, difficulties: Sequence[int]) -> list[float
   return [_mean([acc[v][d][s] for d in difficulties]) for s in range(seeds)]
 
 
+def deeper_half(difficulties: Sequence[int]) -> list[int]:
+  """The difficulties (a) judges: the upper half (the middle one too, for an odd count)."""
+  return list(difficulties[len(difficulties) // 2 :])
+
+
 def deep_half_gain(acc: PerSeed, difficulties: Sequence[int]) -> Verdict:
   """(a) sleep4 - hybrid, averaged over the deeper half of the difficulties."""
   if not difficulties or (miss := _missing(acc, ("hybrid", "sleep4"), difficulties)):
     return _not_judged("a", f"no results for {', '.join(miss) if difficulties else 'any run'}")
-  hi = list(difficulties[len(difficulties) // 2 :])
+  hi = deeper_half(difficulties)
   gain = _mean([_m(acc, "sleep4", d) - _m(acc, "hybrid", d) for d in hi])
   status = PASS if gain >= GAIN_THRESHOLD else FAIL
   detail = ", ".join(f"{d}: {_m(acc, 'hybrid', d):.3f} -> {_m(acc, 'sleep4', d):.3f}" for d in hi)

@@ -697,6 +697,61 @@ def test_a_scale_where_only_baselines_beat_chance_flags_the_sleep_verdicts():
   assert study_report.nothing_learned(merged) and not study_report.compared_unlearned(merged)
 
 
+def test_models_that_learned_only_the_easier_difficulties_flag_the_deep_verdicts(tmp_path):
+  ds = [1, 2, 3, 4]
+  n = {d: 400 for d in ds}
+  chance = dict.fromkeys(ds, 0.1)
+  easy_only = {1: [0.9, 0.9], 2: [0.6, 0.6], 3: [0.1, 0.11], 4: [0.1, 0.09]}
+  acc = {v: easy_only for v in ("transformer_full", "hybrid", "sleep2", "sleep4")}
+  acc["transformer"] = {d: [0.1, 0.1] for d in ds}
+  labels = {v: {"label": f"<{v}>"} for v in acc}
+  assert verdicts.deeper_half(ds) == [3, 4] and verdicts.deeper_half([1, 2, 3]) == [2, 3]
+
+  def merge(acc):
+    deep = verdicts.deeper_half(ds)
+    return {
+      "above_chance": verdicts.above_chance(acc, ds, n, chance),
+      "above_chance_deep": {
+        "difficulties": deep,
+        "models": verdicts.above_chance(acc, deep, n, chance),
+      },
+      "variants": labels,
+    }
+
+  merged = merge(acc)
+  # Learned over the whole range, so neither of the stronger warnings applies ...
+  assert not study_report.nothing_learned(merged) and not study_report.compared_unlearned(merged)
+  # ... but at chance on the half (a) judges.
+  assert study_report.deep_unlearned(merged)
+  lines = study_report.chance_lines(merged)
+  assert len(lines) == 2 and "at chance on the deeper half [3, 4]" in lines[1]
+  assert "<hybrid> +0.000, <sleep2> +0.000, <sleep4> +0.000" in lines[1]
+  # The study is marked where the README lists it.
+  merged |= {
+    "status": "results",
+    "devices": ["cpu: test"],
+    "verdicts": [{"id": "a", "status": "FAIL"}],
+  }
+  (tmp_path / "gsm_symbolic").mkdir()
+  (tmp_path / "gsm_symbolic" / "results.json").write_text(json.dumps({"scales": {"cpu": merged}}))
+  summary = study_report.summary_lines(tmp_path)
+  assert "gsm_symbolic [cpu]¶" in summary[1]
+  assert (
+    "¶ gsm_symbolic [cpu]: the hybrid and sleep models are at chance on the deeper" in summary[2]
+  )
+  # One compared model beyond chance at depth: no warning.
+  acc["sleep4"] = easy_only | {3: [0.4, 0.4], 4: [0.3, 0.3]}
+  assert not study_report.deep_unlearned(merge(acc))
+  # Results merged before the deeper-half aid existed: no warning (nothing to read).
+  assert not study_report.deep_unlearned(
+    {"above_chance": merged["above_chance"], "variants": labels}
+  )
+  # Where the compared models learned nothing at all, the stronger warning says it instead.
+  flat = {v: {d: [0.1, 0.1] for d in ds} for v in ("hybrid", "sleep2", "sleep4")}
+  merged = merge(acc | flat)
+  assert study_report.compared_unlearned(merged) and not study_report.deep_unlearned(merged)
+
+
 @pytest.mark.parametrize(
   "task, expected",
   [
