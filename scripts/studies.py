@@ -643,10 +643,10 @@ STUDIES: Mapping[str, Study] = {
         # the sleep models stayed at the windowed transformer's constant guess, while the
         # hybrid learned one-operation problems alone in scripts/probe_gsm_curriculum.sh
         # (training exact match rising from step 600 of 1800). 1200 steps because the seven
-        # variants cost 2.6 process-hours at 900 steps (commit 131d4e1), so about 1.75 hours
-        # of wall time with --jobs 2 at 1200. Two-stage: N = 1 for 960 steps (the 900
-        # curriculum steps and 60 mixed ones), then N = 4 for 240. The designs without a
-        # curriculum are in `tried`.
+        # variants cost 2.6 process-hours at 900 steps (commit 131d4e1); at 1200 (commit
+        # dd2b3ac) they took 5998 s = 1.67 h of wall time with --jobs 2 on an idle 2-core CPU
+        # (3.3 process-hours). Two-stage: N = 1 for 960 steps (the 900 curriculum steps and 60
+        # mixed ones), then N = 4 for 240. The designs without a curriculum are in `tried`.
         "cpu": Scale(
           variants=(*MAIN, "sleep4_2stage"),
           seeds=(0, 1),
