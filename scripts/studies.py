@@ -669,21 +669,25 @@ STUDIES: Mapping[str, Study] = {
           curriculum_steps=900,
           note=_CPU_NOTE,
           tried=(
-            "1500 steps, otherwise the same (results/gsm_realistic at commit e24a574, 2 seeds): "
+            "1500 steps, no curriculum, otherwise the same (results/gsm_realistic at commit "
+            "e24a574, 2 seeds): "
             "mean exact match over ops 1-3: windowed transformer 0.075, full attention 0.231, "
             "hybrid 0.096, sleep N = 2 0.089, N = 4 0.075, deep4 0.133, question-only chance "
             "0.065; verdicts (a) FAIL (-0.018), (b) PASS, (c) PASS, (d) FAIL. Too slow for the "
             "2-hour target: 5.5 process-hours as run (other work shared the CPU); about 2.7 "
             "hours of wall time with --jobs 2 on an idle 2-core CPU (scaled by steps from the "
             "measured 1200-step run).",
-            "1200 steps, checkpoint every 400, otherwise the same (results/gsm_realistic at "
+            "1200 steps, checkpoint every 400, no curriculum, otherwise the same "
+            "(results/gsm_realistic at "
             "commit a148c14, 2 seeds): mean exact match over ops 1-3: windowed transformer "
             "0.075, full attention 0.192, hybrid 0.087, sleep N = 2 0.075, N = 4 0.075 (both "
             "collapsed to the windowed transformer's constant guess), deep4 0.140, question-only "
             "chance 0.065; verdicts (a) FAIL (-0.008), (b) PASS, (c) PASS, (d) FAIL. Measured "
             "7837 s = 2.2 hours of wall time with --jobs 2 on an idle 2-core CPU (4.3 "
             "process-hours), about 10 minutes over the 2-hour target.",
-            "1000 steps, checkpoint every 500, otherwise the same (results/gsm_realistic at "
+            "1000 steps, checkpoint every 500, no curriculum, two-stage N = 1 for 500 steps, "
+            "otherwise the same "
+            "(results/gsm_realistic at "
             "commit 14f2b0d, 2 seeds): mean exact match over ops 1-3: windowed transformer "
             "0.075, full attention 0.133, hybrid 0.081, sleep N = 2 0.075, N = 4 0.075 (both "
             "collapsed again), deep4 0.116, two-stage sleep N = 4 0.084 (above chance, not "
@@ -691,7 +695,8 @@ STUDIES: Mapping[str, Study] = {
             "PASS, (d) FAIL. Measured 6243 s for the six main variants plus 1148 s for "
             "sleep4_2stage: 7391 s = 2.05 hours of wall time with --jobs 2 on an idle 2-core "
             "CPU (4.1 process-hours), a few minutes over the 2-hour target.",
-            "900 steps, checkpoint every 450, no curriculum, otherwise the same "
+            "900 steps, checkpoint every 450, no curriculum, two-stage N = 1 for 450 steps, "
+            "otherwise the same "
             "(results/gsm_realistic at commit 3e88be6, 2 seeds): mean exact match over ops 1-3: "
             "windowed transformer 0.075, full attention 0.112, hybrid 0.075, sleep N = 2 0.075, "
             "N = 4 0.075 (the hybrid and both sleep models at the windowed transformer's "
