@@ -61,10 +61,7 @@ hops() {
 }
 runs=(1 "${passes_list[@]}")
 side_by_side hops "${runs[@]}"  # a failed run prints its log below
-echo "Depo hop curriculum, seed 0: A. k = 1, $queries questions, $steps_a steps (N = 1)"
-print_table "$lookup.log" || true
-echo "B. from A: k = 1..$k_max, $queries training questions, 1 test question, $steps_b steps"
-for passes in "${runs[@]}"; do
-  echo "== N = $passes"
-  print_table "$dir/hops-k$k_max-n$passes.log" || exit 1
-done
+print_stages "Depo hop curriculum, seed 0: A. k = 1, $queries questions, $steps_a steps (N = 1)" \
+  "$lookup.log" \
+  "B. from A: k = 1..$k_max, $queries training questions, 1 test question, $steps_b steps" \
+  "$dir/hops-k$k_max-n" "${runs[@]}"

@@ -51,10 +51,5 @@ mixed() {
 }
 runs=(1 "${passes_list[@]}")
 side_by_side mixed "${runs[@]}"  # a failed run prints its log below
-echo "gsm_realistic curriculum, seed 0: A. ops = 1, $steps_a steps (N = 1)"
-print_table "$lookup.log" || true
-echo "B. from A: ops = 1..$ops_max, $steps_b steps"
-for passes in "${runs[@]}"; do
-  echo "== N = $passes"
-  print_table "$dir/ops$ops_max-n$passes.log" || exit 1
-done
+print_stages "gsm_realistic curriculum, seed 0: A. ops = 1, $steps_a steps (N = 1)" \
+  "$lookup.log" "B. from A: ops = 1..$ops_max, $steps_b steps" "$dir/ops$ops_max-n" "${runs[@]}"
