@@ -20,6 +20,9 @@ _EXPORTS = {
   "ModelState": "sleepnet.model",
   "gated_delta_rule": "sleepnet.recurrence",
   "generate": "sleepnet.sampling",
+  "load_run": "sleepnet.trained",
+  "predict": "sleepnet.trained",
+  "TrainedRun": "sleepnet.trained",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -50,4 +50,5 @@ def test_tour_notebook_runs_every_cell(monkeypatch, tmp_path):
     assert sorted(report["results"], key=int) == ["1", "2", "4"]
     assert report["results"]["4"]["num_examples"] == 256
   assert namespace["err"] < 1e-4
+  assert namespace["run"].step == 40 and isinstance(namespace["pred"].correct, bool)
   assert list(tmp_path.glob("sleepnet_tour_*/smoke_model-hybrid/checkpoints"))
