@@ -299,15 +299,17 @@ STUDIES: Mapping[str, Study] = {
           position_embedding="window",
           **_CI,
         ),
-        # Batch 32 so that the whole study (12 variants, 2 seeds) fits in 2 hours with --jobs 2:
+        # Batch 32 so that the whole study (13 variants, 2 seeds) fits in 2 hours with --jobs 2:
         # probed with two single-threaded processes side by side and nothing else running,
         # a step costs 0.25 s (sleep4) and 0.47 s (deep4) at batch 32, half of batch 64. The
         # measured cost of the whole scale is on the study page (process-hours). The 11 variants
-        # without sleep8 measured 2.6 process-hours (commit 5667ef1), which left room for N = 8.
+        # without sleep8 and sleep4_2stage measured 2.6 process-hours (commit 5667ef1), which left
+        # room for N = 8 (0.5 more) and two-stage training (half its steps at N = 1: about 0.2).
         "cpu": Scale(
           variants=(
             *MAIN,
             "sleep8",
+            "sleep4_2stage",
             "sleep4_tokens",
             "sleep4_fresh",
             "sleep4_mix",
