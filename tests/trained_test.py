@@ -13,12 +13,19 @@ from sleepnet.tasks import registry
 
 
 def _greedy_by_full_forward(model, prompt: np.ndarray, n: int, passes: int) -> np.ndarray:
-  """The oracle: re-run the whole-sequence forward on the growing prefix, take each argmax."""
-  tokens = list(prompt)
-  for _ in range(n):
-    logits = model(jnp.asarray(tokens, jnp.int32)[None], sleep_passes=passes)
-    tokens.append(int(jnp.argmax(logits[0, -1])))
-  return np.asarray(tokens[len(prompt) :])
+  """The oracle: re-run the whole-sequence forward on the growing prefix, take each argmax.
+
+  The prefix is padded to one fixed length so that one jitted forward serves every step: the
+  model is causal (sleep after a window only reaches later windows), so the padding cannot change
+  the logits at the prefix's last position.
+  """
+  forward = nnx.jit(lambda m, x: m(x, sleep_passes=passes))
+  tokens = np.zeros((1, len(prompt) + n), np.int32)
+  tokens[0, : len(prompt)] = prompt
+  for i in range(len(prompt), len(prompt) + n):
+    logits = forward(model, jnp.asarray(tokens))
+    tokens[0, i] = int(jnp.argmax(logits[0, i - 1]))
+  return tokens[0, len(prompt) :]
 
 
 def test_load_run_restores_the_latest_checkpoint(trained):
