@@ -8,7 +8,7 @@ scales:
         end to end; its numbers mean nothing and are never committed to results/.
   cpu   tiny models, two seeds trained side by side with --jobs 2 on a 2-core CPU. Measured, in
         process-hours (wall = half that with --jobs 2): depo 3.8, gsm_symbolic 3.4,
-        gsm_realistic 2.6, rule110 3.7 (its five ablation variants included); the 16-layer
+        gsm_realistic 3.3, rule110 3.3 (its sleep8 and six ablation variants included); the 16-layer
         depth-matched deep4 alone is a quarter to a third of each. Each study page states its cost.
   gpu   the full study on one H100/H200: >= 20k steps, 3 seeds, larger models, deeper tasks; run
         in slices (`--only`, `--seeds`) because one GPU command lasts at most 10 minutes.
