@@ -250,11 +250,7 @@ def evaluate(
     raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
   if not sleep_passes or min(sleep_passes) < 1:
     raise ValueError(f"sleep_passes={list(sleep_passes)} must be positive integers")
-  mesh = train.make_mesh(config)
-  graphdef, abstract = train.abstract_params(
-    model_config, mesh, config.sharding.rules, config.sharding.min_size
-  )
-  params, step = checkpoint.load_params(workdir, abstract)
+  mesh, graphdef, params, step = train.restore_params(config, model_config, workdir)
   builder = eval_dataset(config, workdir)
   source = datasets.data_source(builder, split)
   if not len(source):

@@ -29,6 +29,7 @@ uninterrupted run's losses exactly (tests/train_e2e_test.py checks this with SIG
 
 from __future__ import annotations
 
+import os
 import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -184,6 +185,27 @@ def abstract_params(
   graphdef, params = split_model(nnx.eval_shape(lambda: Model(config, rngs=nnx.Rngs(0))))
   shardings = sharding.tree_shardings(params, mesh, rules, min_size)
   return graphdef, _with_shardings(params, shardings)
+
+
+def restore_params(
+  config: ml_collections.ConfigDict,
+  model_config: model_config_lib.ModelConfig,
+  workdir: str | os.PathLike,
+) -> tuple[jax.sharding.Mesh, nnx.GraphDef, Any, int]:
+  """(mesh, graph definition, parameters, step) of the latest checkpoint in `workdir`.
+
+  The parameters are restored straight into their shardings on the run's own mesh
+  (`config.mesh`); evaluation and `sleepnet.load_run` both start here.
+
+  Raises:
+    checkpoint.CheckpointError: no readable checkpoint in `workdir`.
+  """
+  mesh = make_mesh(config)
+  graphdef, abstract = abstract_params(
+    model_config, mesh, config.sharding.rules, config.sharding.min_size
+  )
+  params, step = checkpoint.load_params(workdir, abstract)
+  return mesh, graphdef, params, step
 
 
 def _with_shardings(tree: Any, shardings: Any) -> Any:

@@ -71,11 +71,7 @@ def load_run(workdir: str | os.PathLike) -> TrainedRun:
   """
   config = checkpoint.load_config(workdir)
   model_config, task = train.resolve(config)
-  mesh = train.make_mesh(config)
-  graphdef, abstract = train.abstract_params(
-    model_config, mesh, config.sharding.rules, config.sharding.min_size
-  )
-  params, step = checkpoint.load_params(workdir, abstract)
+  _, graphdef, params, step = train.restore_params(config, model_config, workdir)
   model = nnx.merge(graphdef, params)
   return TrainedRun(model, config, get_task(config.task_name), task, step)
 

@@ -11,19 +11,23 @@ import sleepnet
 from sleepnet import checkpoint, train
 from sleepnet.tasks import registry
 
+# The whole-sequence forward, compiled once per (shape, N) for every check below.
+_forward = nnx.jit(
+  lambda model, tokens, passes: model(tokens, sleep_passes=passes), static_argnums=2
+)
+
 
 def _greedy_by_full_forward(model, prompt: np.ndarray, n: int, passes: int) -> np.ndarray:
   """The oracle: re-run the whole-sequence forward on the growing prefix, take each argmax.
 
-  The prefix is padded to one fixed length so that one jitted forward serves every step: the
+  The prefix is padded to one fixed length so that one compiled forward serves every step: the
   model is causal (sleep after a window only reaches later windows), so the padding cannot change
   the logits at the prefix's last position.
   """
-  forward = nnx.jit(lambda m, x: m(x, sleep_passes=passes))
   tokens = np.zeros((1, len(prompt) + n), np.int32)
   tokens[0, : len(prompt)] = prompt
   for i in range(len(prompt), len(prompt) + n):
-    logits = forward(model, jnp.asarray(tokens))
+    logits = _forward(model, jnp.asarray(tokens), passes)
     tokens[0, i] = int(jnp.argmax(logits[0, i - 1]))
   return tokens[0, len(prompt) :]
 
@@ -46,7 +50,7 @@ def _check_prediction(run, example, passes: int) -> np.ndarray:
   # Greedy decoding is right iff every teacher-forced argmax is: the evaluator's exact match.
   tokens = jnp.asarray(example.tokens[None])
   stats = train.answer_stats(
-    run.model(tokens[:, :-1], sleep_passes=passes),
+    _forward(run.model, tokens[:, :-1], passes),
     tokens[:, 1:],
     jnp.asarray(example.loss_mask[None, 1:]),
   )
