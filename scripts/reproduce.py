@@ -41,6 +41,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # the sibling 
 import studies
 import study_report
 import study_runs
+import verdicts
 
 DEFAULT_OUT = studies.ROOT / "results"
 DEFAULT_RUNS = studies.ROOT / "runs"
@@ -126,6 +127,18 @@ def print_merge(args: argparse.Namespace) -> None:
     print(f"What differs: {study_report.PAPER_DIFFERENCES}")
 
 
+# The order of `--todo`: what verdicts (a), (b) and (d) need, then (c), then (b)'s optional N = 2.
+VERDICT_ORDER = ("hybrid", "sleep4", "transformer", "sleep2")
+
+
+def todo_order(missing: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
+  """`missing` (variant -> seeds), the verdicts' variants first (VERDICT_ORDER), the rest after
+  in their table order."""
+  first = [v for v in VERDICT_ORDER if v in missing]
+  rest = [v for v in missing if v not in VERDICT_ORDER]
+  return [(v, missing[v]) for v in (*first, *rest)]
+
+
 def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
   """The runs still to do: no finished slice in results/ made by the commands they have today."""
   ctx = study_runs.Context(runs_dir=args.runs, slices_dir=args.out / args.study / "slices")
@@ -143,9 +156,12 @@ def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
     print(f"{args.study}/{args.scale}: every selected run has a finished slice")
     return
   todo = sum(len(s) for s in missing.values())
-  print(f"{args.study}/{args.scale}: {todo} of {len(runs)} runs to do ({steps} training steps):")
+  print(
+    f"{args.study}/{args.scale}: {todo} of {len(runs)} runs to do ({steps} training steps), "
+    "those the verdicts need first:"
+  )
   all_seeds = list(studies.get_scale(studies.get_study(args.study), args.scale).seeds)
-  for variant, seeds in missing.items():
+  for variant, seeds in todo_order(missing):
     seed_text = ",".join(map(str, seeds))
     if args.scale == "gpu":  # one device command per variant (scripts/gpu_slice.sh)
       env = f"SEEDS={seed_text} " if seeds != all_seeds else ""
@@ -153,7 +169,9 @@ def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
     else:
       how = f"python scripts/reproduce.py --study {args.study} --scale {args.scale} "
       how += f"--only {variant} --seeds {seed_text}"
-    print(f"  {variant}: seeds {seed_text}  ({how})")
+    used = verdicts.verdicts_using(variant)
+    feeds = f" [verdicts {', '.join(used)}]" if used else ""
+    print(f"  {variant}: seeds {seed_text}{feeds}  ({how})")
   if partial:
     where = study_runs.portable(args.runs / args.study / args.scale)
     print(f"  resume from checkpoints here ({'; '.join(partial)}): carry {where}")

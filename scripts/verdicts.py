@@ -56,6 +56,21 @@ TITLES = {
   "d": "the gain of sleep over N=1 grows with depth",
 }
 
+# The variants without whose results a verdict is not judged; (b) also uses sleep2 when it has
+# results. `reproduce.py --todo` lists these first, so that scarce GPU time decides verdicts.
+NEEDS = {
+  "a": ("hybrid", "sleep4"),
+  "b": ("hybrid", "sleep4"),
+  "c": ("transformer",),
+  "d": ("hybrid", "sleep4"),
+}
+ALSO_USES = {"b": ("sleep2",)}
+
+
+def verdicts_using(variant: str) -> list[str]:
+  """The ids of the verdicts that need or use `variant`'s results, e.g. ["a", "b", "d"]."""
+  return [v for v in TITLES if variant in NEEDS[v] + ALSO_USES.get(v, ())]
+
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
@@ -109,7 +124,7 @@ def deeper_half(difficulties: Sequence[int]) -> list[int]:
 
 def deep_half_gain(acc: PerSeed, difficulties: Sequence[int]) -> Verdict:
   """(a) sleep4 - hybrid, averaged over the deeper half of the difficulties."""
-  if not difficulties or (miss := _missing(acc, ("hybrid", "sleep4"), difficulties)):
+  if not difficulties or (miss := _missing(acc, NEEDS["a"], difficulties)):
     return _not_judged("a", f"no results for {', '.join(miss) if difficulties else 'any run'}")
   hi = deeper_half(difficulties)
   gain = _mean([_m(acc, "sleep4", d) - _m(acc, "hybrid", d) for d in hi])
@@ -126,7 +141,7 @@ def no_fall_with_n(
   acc: PerSeed, difficulties: Sequence[int], examples: Mapping[int, int]
 ) -> Verdict:
   """(b) hybrid -> sleep2 -> sleep4: no drop beyond max(seed spreads, 2 binomial SEs)."""
-  if not difficulties or (miss := _missing(acc, ("hybrid", "sleep4"), difficulties)):
+  if not difficulties or (miss := _missing(acc, NEEDS["b"], difficulties)):
     return _not_judged("b", f"no results for {', '.join(miss) if difficulties else 'any run'}")
   chain = [v for v in ("hybrid", "sleep2", "sleep4") if not _missing(acc, (v,), difficulties)]
   pairs, ok = [], True
@@ -221,7 +236,7 @@ def transformer_at_chance(
   chance: Mapping[int, float],
 ) -> Verdict:
   """(c) windowed transformer - chance, averaged over the difficulties, within 2 sigma + 3/n."""
-  if not difficulties or (miss := _missing(acc, ("transformer",), difficulties)):
+  if not difficulties or (miss := _missing(acc, NEEDS["c"], difficulties)):
     return _not_judged("c", f"no results for {', '.join(miss) if difficulties else 'any run'}")
   if any(d not in chance for d in difficulties):
     return _not_judged("c", "no chance level for some difficulties")
@@ -240,7 +255,7 @@ def gain_grows_with_depth(
   acc: PerSeed, difficulties: Sequence[int], examples: Mapping[int, int]
 ) -> Verdict:
   """(d) the slope of (sleep4 - hybrid) per difficulty rank is positive, the deepest gain real."""
-  if len(difficulties) < 2 or (miss := _missing(acc, ("hybrid", "sleep4"), difficulties)):
+  if len(difficulties) < 2 or (miss := _missing(acc, NEEDS["d"], difficulties)):
     why = (
       "fewer than two difficulties"
       if len(difficulties) < 2

@@ -905,7 +905,9 @@ def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_pat
   base = ["--study", "depo", "--scale", "gpu", "--out", str(out), "--runs", str(runs), "--todo"]
   text = reproduce(*base, "--only", "hybrid,sleep4")
   assert "depo/gpu: 6 of 6 runs to do (120000 training steps)" in text
-  assert "hybrid: seeds 0,1,2  (device: bash scripts/gpu_slice.sh depo hybrid 540)" in text
+  assert (
+    "hybrid: seeds 0,1,2 [verdicts a, b, d]  (device: bash scripts/gpu_slice.sh depo hybrid 540)"
+  ) in text
   # A finished slice made by today's commands counts as done; a failed one, or one made by other
   # commands, does not.
   (run,) = studies.runs_of("depo", "gpu", ["hybrid"], [1], runs)
@@ -915,7 +917,10 @@ def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_pat
   (slices / run.slice_name).write_text(json.dumps({"status": "ok", "commands": spec}))
   text = reproduce(*base, "--only", "hybrid,sleep4")
   assert "5 of 6 runs to do" in text
-  assert "hybrid: seeds 0,2  (device: SEEDS=0,2 bash scripts/gpu_slice.sh depo hybrid 540)" in text
+  assert (
+    "hybrid: seeds 0,2 [verdicts a, b, d]  (device: SEEDS=0,2 bash scripts/gpu_slice.sh depo "
+    "hybrid 540)"
+  ) in text
   for status, commands in (("failed", spec), ("ok", dict(spec, env={"X": "1"}))):
     (slices / run.slice_name).write_text(json.dumps({"status": status, "commands": commands}))
     assert "6 of 6 runs to do" in reproduce(*base, "--only", "hybrid,sleep4")
@@ -924,6 +929,35 @@ def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_pat
     *base, "--only", "hybrid", "--seeds", "1"
   )
   assert not runs.exists()  # nothing was trained
+
+
+def test_todo_lists_what_the_verdicts_need_first(tmp_path):
+  out, runs = tmp_path / "results", tmp_path / "runs"
+  text = reproduce(
+    "--study", "rule110", "--scale", "gpu", "--out", str(out), "--runs", str(runs), "--todo"
+  )
+  lines = [line.strip() for line in text.splitlines() if line.startswith("  ")]
+  order = [line.split(":")[0] for line in lines]
+  scale = studies.STUDIES["rule110"].scales["gpu"]
+  assert sorted(order) == sorted(scale.variants)
+  # hybrid and sleep4 decide (a), (b) and (d); the transformer (c); sleep2 is (b)'s middle step.
+  assert order[:4] == ["hybrid", "sleep4", "transformer", "sleep2"]
+  assert lines[0].startswith("hybrid: seeds 0,1,2 [verdicts a, b, d]")
+  assert lines[2].startswith("transformer: seeds 0,1,2 [verdicts c]")
+  assert lines[3].startswith("sleep2: seeds 0,1,2 [verdicts b]")
+  # The rest keep the table's order and feed no verdict.
+  rest = [v for v in scale.variants if v not in order[:4]]
+  assert order[4:] == rest
+  assert all("[verdicts" not in line for line in lines[4:])
+
+
+def test_every_verdict_names_variants_that_the_main_variants_hold():
+  for vid in verdicts.TITLES:
+    assert verdicts.NEEDS[vid], vid
+    for variant in verdicts.NEEDS[vid] + verdicts.ALSO_USES.get(vid, ()):
+      assert variant in studies.MAIN, (vid, variant)
+      assert vid in verdicts.verdicts_using(variant)
+  assert verdicts.verdicts_using("deep4") == []
 
 
 def test_todo_names_runs_that_resume_from_checkpoints_here(tmp_path):
