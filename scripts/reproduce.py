@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
   p.add_argument("--study", required=True, choices=list(studies.STUDIES))
-  p.add_argument("--scale", default="cpu", choices=list(studies.SCALES))
+  p.add_argument("--scale", default="cpu", choices=list(studies.SCALE_ORDER))
   p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's)")
   p.add_argument("--only", default=None, help="comma-separated variants (default: the scale's)")
   p.add_argument(

@@ -952,7 +952,7 @@ def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> di
   for s in slices:
     by_scale.setdefault(s["scale"], []).append(s)
   # The scales of the table (ci only when it has results: it is never committed), then any other.
-  names = [s for s in studies.SCALES if s in by_scale or s != "ci"]
+  names = [s for s in studies.scale_names(study, with_ci=True) if s in by_scale or s != "ci"]
   names += sorted(set(by_scale) - set(names))
   results = {
     "schema": RESULTS_SCHEMA,
@@ -1028,7 +1028,7 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
   for name, study in studies.STUDIES.items():
     path = out_dir / name / "results.json"
     scales = json.loads(path.read_text())["scales"] if path.exists() else {}
-    for scale_name in ("cpu", "gpu"):
+    for scale_name in studies.scale_names(study):
       merged = scales.get(scale_name)
       if not merged or merged["status"] != "results":
         redesigned = bool(merged and merged.get("outdated"))
@@ -1153,7 +1153,7 @@ def write_index(out_dir: pathlib.Path) -> None:
   for name, study in studies.STUDIES.items():
     path = out_dir / name / "results.json"
     data = json.loads(path.read_text()) if path.exists() else None
-    scales = data["scales"] if data else {s: None for s in studies.SCALES if s != "ci"}
+    scales = data["scales"] if data else {s: None for s in studies.scale_names(study)}
     # Link a study only once a merge has written its page.
     link = f"[{name}]({name}/README.md)" if (out_dir / name / "README.md").exists() else name
     title = f"[{study.title}]({name}/README.md)" if data else study.title
@@ -1254,6 +1254,8 @@ def write_index(out_dir: pathlib.Path) -> None:
     "From the one scale table in `scripts/studies.py` (every variant of a study gets the same "
     "budget). `ci` results are never written here (they go to `runs/results-ci/`). `cpu`: tiny "
     "models, two seeds trained side by side (`--jobs 2`, one single-threaded process each). "
+    "`cpu_long` (Rule 110 only): the cpu scale's models, task and seeds trained three times as "
+    "long, for the variants the verdicts need. "
     "`gpu`: the full study, run in slices of at most 10 minutes (`--only`, `--seeds`, "
     "`--deadline_s`) and combined with `--merge`.",
     "",
@@ -1261,7 +1263,7 @@ def write_index(out_dir: pathlib.Path) -> None:
     "|---|---|---|---|---|---|---|---|",
   ]
   for name, study in studies.STUDIES.items():
-    for scale_name in ("cpu", "gpu"):
+    for scale_name in studies.scale_names(study):
       sc = study.scales[scale_name]
       task = ", ".join(f"{k}={v}" for k, v in sc.task.items())
       lines.append(

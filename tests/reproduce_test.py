@@ -79,7 +79,8 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   assert f"{len(scale.variants)} runs (done: {len(scale.variants)})" in log
   # Printed verdicts: all four, at every scale of the table, as PASS / FAIL / not yet judged.
   printed = {(m[0], m[1]) for m in VERDICT_LINE.findall(log)}
-  assert printed == {(s, v) for s in studies.SCALES for v in "abcd"}
+  scales = studies.scale_names(studies.STUDIES[study], with_ci=True)
+  assert printed == {(s, v) for s in scales for v in "abcd"}
   assert re.search(r"\[cpu\] \(a\) not yet judged: no results at the cpu scale", log)
 
   # Slice files, one per run, named <scale>-<variant>-seed<k>.json.
@@ -89,10 +90,9 @@ def test_every_study_runs_end_to_end_at_ci_scale(ci, study):
   # results.json: every number with its config, seed, device, wall time and commit.
   results = json.loads((d / "results.json").read_text())
   assert results["schema"] == 1 and results["study"] == study
-  assert set(results["scales"]) == {"ci", "cpu", "gpu"}
-  assert (
-    results["scales"]["cpu"]["status"] == results["scales"]["gpu"]["status"] == "no results yet"
-  )
+  assert list(results["scales"]) == scales
+  for other in scales[1:]:
+    assert results["scales"][other]["status"] == "no results yet", other
   ci_results = results["scales"]["ci"]
   assert ci_results["status"] == "results" and ci_results["missing"] == []
   # One device, named as eval.json describes a CPU host (the probed description is not repeated).
@@ -444,8 +444,10 @@ def config_of(study, scale_name, variant, seed, stage):
   return config
 
 
-@pytest.mark.parametrize("scale", studies.SCALES)
-@pytest.mark.parametrize("study", STUDIES)
+@pytest.mark.parametrize(
+  ("study", "scale"),
+  [(st, sc) for st in STUDIES for sc in studies.scale_names(studies.STUDIES[st], with_ci=True)],
+)
 def test_every_command_of_the_scale_table_resolves(study, scale, tmp_path):
   s = studies.STUDIES[study].scales[scale]
   runs = studies.runs_of(study, scale, s.variants, s.seeds[:1], tmp_path)
@@ -551,7 +553,7 @@ def test_a_bad_curriculum_is_refused_by_name(change, message):
 
 def test_the_scale_table_meets_the_study_design():
   for name, study in studies.STUDIES.items():
-    assert set(study.scales) == set(studies.SCALES), name
+    assert set(studies.SCALES) <= set(study.scales) <= set(studies.SCALE_ORDER), name
     for scale_name in ("cpu", "gpu"):
       s = study.scales[scale_name]
       assert set(studies.MAIN) <= set(s.variants), (name, scale_name)
@@ -570,6 +572,34 @@ def test_the_scale_table_meets_the_study_design():
     g = studies.STUDIES[gsm].scales["gpu"].task
     assert g["ops_min"] <= 2 and g["ops_max"] >= 6  # the paper's 2-op and 6-op points
     assert g["seq_len"] // g["window"] >= 3  # the problem spans several windows
+
+
+def test_cpu_long_is_the_cpu_scale_trained_longer_for_the_verdict_variants():
+  study = studies.STUDIES["rule110"]
+  cpu, long = study.scales["cpu"], study.scales["cpu_long"]
+  assert studies.scale_names(study) == ["cpu", "cpu_long", "gpu"]
+  assert long.num_steps == 3 * cpu.num_steps
+  # The same models, task, test set, seeds and optimizer: only the budget and the variants differ.
+  differ = {"variants", "num_steps", "checkpoint_every", "note", "tried", "probes"}
+  for field in dataclasses.fields(studies.Scale):
+    if field.name not in differ:
+      assert getattr(long, field.name) == getattr(cpu, field.name), field.name
+  needed = {
+    v for vid in verdicts.TITLES for v in verdicts.NEEDS[vid] + verdicts.ALSO_USES.get(vid, ())
+  }
+  assert set(long.variants) == needed and set(long.variants) <= set(cpu.variants)
+  assert long.num_steps % long.checkpoint_every == 0
+  # Its commands are the cpu scale's with the step count (and checkpoint spacing) changed.
+  (a,) = studies.runs_of("rule110", "cpu", ["sleep4"], [0], pathlib.Path("runs"))
+  (b,) = studies.runs_of("rule110", "cpu_long", ["sleep4"], [0], pathlib.Path("runs"))
+  changed = {x.replace("/cpu/", "/SCALE/") for x in a.stages[0].argv} ^ {
+    x.replace("/cpu_long/", "/SCALE/") for x in b.stages[0].argv
+  }
+  assert {x.split("=")[0] for x in changed} == {"--config.num_steps", "--config.checkpoint_every"}
+  # The other studies have no such scale, and --scale cpu_long says so by name.
+  assert "cpu_long" not in studies.STUDIES["depo"].scales
+  with pytest.raises(ValueError, match="unknown scale 'cpu_long'; valid scales: ci, cpu, gpu"):
+    studies.get_scale(studies.STUDIES["depo"], "cpu_long")
 
 
 def test_every_probe_names_a_committed_script_that_reruns_it():

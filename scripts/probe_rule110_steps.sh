@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Is the Rule 110 cpu scale's deep end (t = 4..6, where every hybrid and sleep model is near 0) a
+# matter of training steps? Its learning curves were still rising at the scale's 2400 steps. This
+# probe trains the N = 1 hybrid and sleep N = 4 with the cpu scale's exact commands
+# (scripts/studies.py, the same task, model, batch and learning-rate schedule) except for the
+# number of steps, STEPS (the cosine schedule stretches with it), for every seed of SEEDS, all
+# side by side (one single-threaded process each), then evaluates each on the scale's 1536 test
+# examples at N = 1 and at its own N. The tables give exact match by rollout depth t; compare them
+# with the scale's results at 2400 steps (results/rule110/README.md). What it showed is recorded in
+# the rule110 cpu scale's `probes`.
+#
+#   bash scripts/probe_rule110_steps.sh [STEPS [DIR]]     # default 7200 /tmp/probe-rule110-steps
+#   SEEDS=0 WARMUP=5 bash scripts/probe_rule110_steps.sh 30   # a quick check of the script
+#
+# At the defaults (2 seeds, 7200 steps, three times the scale's) about 45 minutes on the 2-core CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/probe_common.sh
+steps=${1:-7200}
+dir=${2:-/tmp/probe-rule110-steps}
+read -r -a seeds <<<"${SEEDS:-0 1}"
+read -r -a variants <<<"${VARIANTS:-hybrid sleep4}"
+python=${PYTHON:-python3}
+[[ -x .venv/bin/python ]] && python=${PYTHON:-.venv/bin/python}
+mkdir -p "$dir"
+
+# argv VARIANT SEED: the cpu scale's training arguments of that run, one per line, with its step
+# count (and its only checkpoint) at STEPS, its workdir under DIR and, if WARMUP is set, that many
+# warmup steps (the scale's 200 is for checking the script with a few steps); then PASSES=<N list>.
+argv() {
+  "$python" - "$1" "$2" "$steps" "$dir" "${WARMUP:-}" <<'EOF'
+import pathlib, sys
+sys.path.insert(0, "scripts")
+import studies
+variant, seed, steps, root, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:]
+(run,) = studies.runs_of("rule110", "cpu", [variant], [seed], pathlib.Path(root))
+if len(run.stages) != 1:
+  sys.exit(f"{variant}: a {len(run.stages)}-stage run; this probe trains single-stage variants")
+replace = {"--config.num_steps": steps, "--config.checkpoint_every": steps}
+if warmup:
+  replace["--config.optimizer.warmup_steps"] = int(warmup)
+for arg in run.stages[0].argv:
+  key = arg.split("=", 1)[0]
+  print(f"{key}={replace[key]}" if key in replace else arg)
+print(f"PASSES={','.join(map(str, sorted({1, studies.get_variant(variant).train_passes})))}")
+EOF
+}
+
+train_and_evaluate() {
+  local name=$1 variant=${1%-seed*} seed=${1##*-seed} lines passes
+  mapfile -t lines < <(argv "$variant" "$seed")
+  passes=${lines[-1]#PASSES=}
+  unset 'lines[-1]'
+  local workdir="$dir/rule110/cpu/$variant/seed$seed"
+  rm -rf "$workdir"
+  {
+    XLA_FLAGS=--xla_cpu_multi_thread_eigen=false "$python" -m sleepnet.main "${lines[@]}" &&
+      XLA_FLAGS=--xla_cpu_multi_thread_eigen=false "$python" -m sleepnet.evaluate \
+        --workdir="$workdir" --sleep_passes="$passes"
+  } >"$dir/$name.log" 2>&1
+}
+
+names=()
+for variant in "${variants[@]}"; do
+  for seed in "${seeds[@]}"; do names+=("$variant-seed$seed"); done
+done
+side_by_side train_and_evaluate "${names[@]}"
+status=0
+for name in "${names[@]}"; do
+  echo "== $name, $steps steps (exact match by t at each N; the last table)"
+  print_table "$dir/$name.log" | tail -n 9 || status=1
+done
+exit "$status"
