@@ -2,7 +2,7 @@
 
 A study is one paper claim measured on one task family (Rule 110, Depo, GSM-Infinite symbolic or
 realistic). Each study trains the same set of model variants with the same budget, at one of three
-scales:
+scales (and Rule 110 at a fourth, cpu_long):
 
   ci    minute-sized (the experiments' `smoke` arguments plus overrides): proves the pipeline runs
         end to end; its numbers mean nothing and are never committed to results/.
@@ -10,6 +10,9 @@ scales:
         process-hours (wall = half that with --jobs 2): depo 3.8, gsm_symbolic 3.4,
         gsm_realistic 3.3, rule110 3.3 (its sleep8 and six ablation variants included); the 16-layer
         depth-matched deep4 alone is a quarter to a third of each. Each study page states its cost.
+  cpu_long  (Rule 110 only) the cpu scale's models, task and seeds trained three times as long
+        (7200 steps), for the variants the verdicts need: at 2400 steps they were still learning.
+        Measured: 2.1 process-hours, 3762 s of wall time with --jobs 2.
   gpu   the full study on one H100/H200: >= 20k steps, 3 seeds, larger models, deeper tasks; run
         in slices (`--only`, `--seeds`) because one GPU command lasts at most 10 minutes.
 
@@ -367,8 +370,8 @@ STUDIES: Mapping[str, Study] = {
         ),
         # The cpu scale's settings, test set and seeds (a test holds them equal), with three
         # times its steps, for the variants the verdicts need (verdicts.NEEDS, and sleep2 for
-        # (b)), in the order --todo lists them: about 2.4 process-hours, 1.2 hours of wall time
-        # with --jobs 2 (from the cpu scale's measured seconds per step).
+        # (b)), in the order --todo lists them: 2.1 process-hours measured, 1.05 hours of wall
+        # time with --jobs 2 (3762 s, from a clone at a85a4d6).
         "cpu_long": Scale(
           variants=("hybrid", "sleep4", "transformer", "sleep2"),
           seeds=(0, 1),
@@ -390,7 +393,9 @@ STUDIES: Mapping[str, Study] = {
             "The cpu scale's models, task and test set, trained three times as long (7200 "
             "steps): at the cpu scale's 2400 steps every model was still learning (its learning "
             "curves), and the N = 1 hybrid trained for 7200 steps solved t <= 4 (`probes`). "
-            "Only the variants the verdicts need. " + _CPU_NOTE
+            "Only the variants the verdicts need. The step count was fixed before any run at "
+            "it had finished (the probe trained the hybrid and sleep N = 4 side by side). "
+            + _CPU_NOTE
           ),
           probes=(
             "scripts/probe_rule110_steps.sh: the cpu scale's commands for the N = 1 hybrid and "
