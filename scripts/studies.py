@@ -282,6 +282,70 @@ _GPU_NOTE = (
   "10 minutes per GPU command; interrupted runs resume from their checkpoints."
 )
 
+# The Rule 110 cpu scale, which its cpu_long scale trains longer.
+# Batch 32 so that the whole study (13 variants, 2 seeds) fits in 2 hours with --jobs 2:
+# probed with two single-threaded processes side by side and nothing else running,
+# a step costs 0.25 s (sleep4) and 0.47 s (deep4) at batch 32, half of batch 64. The
+# measured cost of the whole scale is on the study page (process-hours). The 11 variants
+# without sleep8 and sleep4_2stage measured 2.6 process-hours (commit 5667ef1), which left
+# room for N = 8 (0.5 more) and two-stage training (half its steps at N = 1: about 0.2).
+_RULE110_CPU = Scale(
+  variants=(
+    *MAIN,
+    "sleep8",
+    "sleep4_2stage",
+    "sleep4_tokens",
+    "sleep4_fresh",
+    "sleep4_mix",
+    "hybrid_show_t",
+    "sleep4_show_t",
+  ),
+  seeds=(0, 1),
+  num_steps=2400,
+  batch_size=32,
+  d_model=64,
+  num_heads=4,
+  lr=1e-3,
+  warmup_steps=200,
+  task=dict(window=17, seq_len=34, width=16, t_min=1, t_max=6),
+  difficulties=None,
+  eval_passes=(1, 2, 4, 8),
+  num_test=1536,
+  eval_batch=256,
+  log_every=50,
+  checkpoint_every=600,
+  # Rule 110 is addressed by cell position: the answer's bit i depends on cells i-t..i+t
+  # of the evicted state, so the GDN keys must encode positions. Without position
+  # embeddings (RoPE reaches only attention) the hybrid reached t = 1 exact match 0.090
+  # after 1200 steps; with them 0.619 (same seed and settings; see `probes`).
+  position_embedding="window",
+  note=_CPU_NOTE,
+  tried=(
+    "2000 steps at batch 64, otherwise the same (results/rule110 at commit eb9073b, 2 "
+    "seeds): mean exact match over t in 1..6: windowed transformer 0.001, full attention "
+    "0.753, hybrid 0.214, sleep N = 2 0.235, N = 4 0.215, deep4 0.350; re-feeding tokens "
+    "0.183, fresh pass start 0.204, N drawn from {1, 2, 4} 0.113, t shown: hybrid 0.153, "
+    "sleep N = 4 0.195; verdicts (a) FAIL (+0.000), (b) PASS, (c) PASS, (d) FAIL. Too slow "
+    "for the 2-hour target: 7.4 process-hours as run (other work shared the CPU); about "
+    "2.4 hours of wall time with --jobs 2 on an idle 2-core CPU (from the probe above).",
+    "no position embeddings (positions only through RoPE in attention and the GDN "
+    "convolution), otherwise the same (results/rule110 at commit 2307086, 2 seeds): mean "
+    "exact match over t in 1..6: windowed transformer 0.001, full attention 0.734, hybrid "
+    "0.109, sleep N = 2 0.114, N = 4 0.120, deep4 0.226; re-feeding tokens 0.106, fresh "
+    "pass start 0.099, N drawn from {1, 2, 4} 0.101, t shown: hybrid 0.097, sleep N = 4 "
+    "0.121; verdicts (a) FAIL (-0.001), (b) PASS, (c) PASS, (d) FAIL; 3.7 process-hours. "
+    "Even t = 1 was only half solved (hybrid 0.509), which led to the position probe "
+    "below and to this scale's learned in-window position embeddings.",
+  ),
+  probes=(
+    "scripts/probe_positions.sh: the N = 1 hybrid at this scale's settings, seed 0, 1200 "
+    "steps, trained without and with learned in-window position embeddings, evaluated at "
+    "N = 1 on 768 test examples, on this 2-core CPU (AMD EPYC): t = 1 exact match 0.090 "
+    "without, 0.619 with (the same "
+    "tables on a second run of the script).",
+  ),
+)
+
 STUDIES: Mapping[str, Study] = {
   s.name: s
   for s in (
@@ -306,89 +370,16 @@ STUDIES: Mapping[str, Study] = {
           position_embedding="window",
           **_CI,
         ),
-        # Batch 32 so that the whole study (13 variants, 2 seeds) fits in 2 hours with --jobs 2:
-        # probed with two single-threaded processes side by side and nothing else running,
-        # a step costs 0.25 s (sleep4) and 0.47 s (deep4) at batch 32, half of batch 64. The
-        # measured cost of the whole scale is on the study page (process-hours). The 11 variants
-        # without sleep8 and sleep4_2stage measured 2.6 process-hours (commit 5667ef1), which left
-        # room for N = 8 (0.5 more) and two-stage training (half its steps at N = 1: about 0.2).
-        "cpu": Scale(
-          variants=(
-            *MAIN,
-            "sleep8",
-            "sleep4_2stage",
-            "sleep4_tokens",
-            "sleep4_fresh",
-            "sleep4_mix",
-            "hybrid_show_t",
-            "sleep4_show_t",
-          ),
-          seeds=(0, 1),
-          num_steps=2400,
-          batch_size=32,
-          d_model=64,
-          num_heads=4,
-          lr=1e-3,
-          warmup_steps=200,
-          task=dict(window=17, seq_len=34, width=16, t_min=1, t_max=6),
-          difficulties=None,
-          eval_passes=(1, 2, 4, 8),
-          num_test=1536,
-          eval_batch=256,
-          log_every=50,
-          checkpoint_every=600,
-          # Rule 110 is addressed by cell position: the answer's bit i depends on cells i-t..i+t
-          # of the evicted state, so the GDN keys must encode positions. Without position
-          # embeddings (RoPE reaches only attention) the hybrid reached t = 1 exact match 0.090
-          # after 1200 steps; with them 0.619 (same seed and settings; see `probes`).
-          position_embedding="window",
-          note=_CPU_NOTE,
-          tried=(
-            "2000 steps at batch 64, otherwise the same (results/rule110 at commit eb9073b, 2 "
-            "seeds): mean exact match over t in 1..6: windowed transformer 0.001, full attention "
-            "0.753, hybrid 0.214, sleep N = 2 0.235, N = 4 0.215, deep4 0.350; re-feeding tokens "
-            "0.183, fresh pass start 0.204, N drawn from {1, 2, 4} 0.113, t shown: hybrid 0.153, "
-            "sleep N = 4 0.195; verdicts (a) FAIL (+0.000), (b) PASS, (c) PASS, (d) FAIL. Too slow "
-            "for the 2-hour target: 7.4 process-hours as run (other work shared the CPU); about "
-            "2.4 hours of wall time with --jobs 2 on an idle 2-core CPU (from the probe above).",
-            "no position embeddings (positions only through RoPE in attention and the GDN "
-            "convolution), otherwise the same (results/rule110 at commit 2307086, 2 seeds): mean "
-            "exact match over t in 1..6: windowed transformer 0.001, full attention 0.734, hybrid "
-            "0.109, sleep N = 2 0.114, N = 4 0.120, deep4 0.226; re-feeding tokens 0.106, fresh "
-            "pass start 0.099, N drawn from {1, 2, 4} 0.101, t shown: hybrid 0.097, sleep N = 4 "
-            "0.121; verdicts (a) FAIL (-0.001), (b) PASS, (c) PASS, (d) FAIL; 3.7 process-hours. "
-            "Even t = 1 was only half solved (hybrid 0.509), which led to the position probe "
-            "below and to this scale's learned in-window position embeddings.",
-          ),
-          probes=(
-            "scripts/probe_positions.sh: the N = 1 hybrid at this scale's settings, seed 0, 1200 "
-            "steps, trained without and with learned in-window position embeddings, evaluated at "
-            "N = 1 on 768 test examples, on this 2-core CPU (AMD EPYC): t = 1 exact match 0.090 "
-            "without, 0.619 with (the same "
-            "tables on a second run of the script).",
-          ),
-        ),
-        # The cpu scale's settings, test set and seeds (a test holds them equal), with three
-        # times its steps, for the variants the verdicts need (verdicts.NEEDS, and sleep2 for
-        # (b)), in the order --todo lists them: 2.1 process-hours measured, 1.05 hours of wall
-        # time with --jobs 2 (3762 s, from a clone at a85a4d6).
-        "cpu_long": Scale(
+        "cpu": _RULE110_CPU,
+        # The cpu scale's settings, test set and seeds with three times its steps, for the
+        # variants the verdicts need (verdicts.NEEDS, and sleep2 for (b)), in the order --todo
+        # lists them: 2.1 process-hours measured, 1.05 hours of wall time with --jobs 2 (3762 s,
+        # from a clone at a85a4d6).
+        "cpu_long": dataclasses.replace(
+          _RULE110_CPU,
           variants=("hybrid", "sleep4", "transformer", "sleep2"),
-          seeds=(0, 1),
           num_steps=7200,
-          batch_size=32,
-          d_model=64,
-          num_heads=4,
-          lr=1e-3,
-          warmup_steps=200,
-          task=dict(window=17, seq_len=34, width=16, t_min=1, t_max=6),
-          difficulties=None,
-          eval_passes=(1, 2, 4, 8),
-          num_test=1536,
-          eval_batch=256,
-          log_every=50,
           checkpoint_every=1800,
-          position_embedding="window",
           note=(
             "The cpu scale's models, task and test set, trained three times as long (7200 "
             "steps): at the cpu scale's 2400 steps every model was still learning (its learning "
@@ -397,6 +388,7 @@ STUDIES: Mapping[str, Study] = {
             "it had finished (the probe trained the hybrid and sleep N = 4 side by side). "
             + _CPU_NOTE
           ),
+          tried=(),
           probes=(
             "scripts/probe_rule110_steps.sh: the cpu scale's commands for the N = 1 hybrid and "
             "sleep N = 4 with 7200 steps instead of 2400, seeds 0 and 1, evaluated on the cpu "
