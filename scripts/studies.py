@@ -390,7 +390,7 @@ STUDIES: Mapping[str, Study] = {
           ),
           tried=(),
           probes=(
-            "scripts/probe_rule110_steps.sh: the cpu scale's commands for the N = 1 hybrid and "
+            "scripts/probe_steps.sh: the cpu scale's commands for the N = 1 hybrid and "
             "sleep N = 4 with 7200 steps instead of 2400, seeds 0 and 1, evaluated on the cpu "
             "scale's 1536 test examples, on this 2-core CPU (AMD EPYC; the four runs side by "
             "side, from a working tree at 6afd805). Exact match at t = 1..6, seed 0 / seed 1: "

@@ -23,11 +23,11 @@ def test_shell_script_parses(script):
   assert result.returncode == 0, result.stderr
 
 
-def test_probe_rule110_steps_runs_the_cpu_scale_commands_with_its_step_count(tmp_path):
+def test_probe_steps_runs_the_cpu_scale_commands_with_its_step_count(tmp_path):
   env = dict(os.environ, SEEDS="0", VARIANTS="sleep4", WARMUP="1", PYTHON=sys.executable)
   env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jax_cache"))
   result = subprocess.run(
-    ["bash", str(ROOT / "scripts/probe_rule110_steps.sh"), "3", str(tmp_path)],
+    ["bash", str(ROOT / "scripts/probe_steps.sh"), "3", str(tmp_path)],
     capture_output=True,
     text=True,
     env=env,
@@ -35,7 +35,7 @@ def test_probe_rule110_steps_runs_the_cpu_scale_commands_with_its_step_count(tmp
   )
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   out = result.stdout
-  assert "== sleep4-seed0, 3 steps" in out
+  assert "== rule110 sleep4-seed0, 3 steps" in out
   # The evaluation table: t = 1..6 and "all", at N = 1 and at the variant's own N = 4.
   assert "| difficulty | examples | N=1 exact | N=1 token acc | N=4 exact | N=4 token acc |" in out
   rows = re.findall(r"^\| (\d+|all) \| (\d+) \|", out, flags=re.M)
@@ -46,3 +46,20 @@ def test_probe_rule110_steps_runs_the_cpu_scale_commands_with_its_step_count(tmp
   assert "step 3/3" in log
   config = (tmp_path / "rule110/cpu/sleep4/seed0/config.json").read_text()
   assert '"num_steps": 3' in config
+
+
+def test_probe_steps_refuses_a_multi_stage_scale_by_name(tmp_path):
+  # gsm_realistic's cpu scale starts with a curriculum stage: the probe says so before training.
+  env = dict(os.environ, STUDY="gsm_realistic", SEEDS="0", VARIANTS="hybrid", PYTHON=sys.executable)
+  result = subprocess.run(
+    ["bash", str(ROOT / "scripts/probe_steps.sh"), "3", str(tmp_path)],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=600,
+  )
+  assert result.returncode != 0
+  assert "hybrid: a 2-stage run; this probe trains single-stage variants" in (
+    result.stdout + result.stderr
+  )
+  assert not (tmp_path / "gsm_realistic").exists()
