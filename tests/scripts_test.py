@@ -23,16 +23,21 @@ def test_shell_script_parses(script):
   assert result.returncode == 0, result.stderr
 
 
-def test_probe_steps_runs_the_cpu_scale_commands_with_its_step_count(tmp_path):
-  env = dict(os.environ, SEEDS="0", VARIANTS="sleep4", WARMUP="1", PYTHON=sys.executable)
+def run_probe_steps(out_dir, **env):
+  """`bash scripts/probe_steps.sh 3 OUT_DIR` with `env` added: 3 steps, seed 0, this Python."""
+  env = dict(os.environ, SEEDS="0", PYTHON=sys.executable, **env)
   env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".jax_cache"))
-  result = subprocess.run(
-    ["bash", str(ROOT / "scripts/probe_steps.sh"), "3", str(tmp_path)],
+  return subprocess.run(
+    ["bash", str(ROOT / "scripts/probe_steps.sh"), "3", str(out_dir)],
     capture_output=True,
     text=True,
     env=env,
     timeout=600,
   )
+
+
+def test_probe_steps_runs_the_cpu_scale_commands_with_its_step_count(tmp_path):
+  result = run_probe_steps(tmp_path, VARIANTS="sleep4", WARMUP="1")
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   out = result.stdout
   assert "== rule110 sleep4-seed0, 3 steps" in out
@@ -50,14 +55,7 @@ def test_probe_steps_runs_the_cpu_scale_commands_with_its_step_count(tmp_path):
 
 def test_probe_steps_refuses_a_multi_stage_scale_by_name(tmp_path):
   # gsm_realistic's cpu scale starts with a curriculum stage: the probe says so before training.
-  env = dict(os.environ, STUDY="gsm_realistic", SEEDS="0", VARIANTS="hybrid", PYTHON=sys.executable)
-  result = subprocess.run(
-    ["bash", str(ROOT / "scripts/probe_steps.sh"), "3", str(tmp_path)],
-    capture_output=True,
-    text=True,
-    env=env,
-    timeout=600,
-  )
+  result = run_probe_steps(tmp_path, STUDY="gsm_realistic", VARIANTS="hybrid")
   assert result.returncode != 0
   assert "hybrid: a 2-stage run; this probe trains single-stage variants" in (
     result.stdout + result.stderr
