@@ -127,15 +127,11 @@ def print_merge(args: argparse.Namespace) -> None:
     print(f"What differs: {study_report.PAPER_DIFFERENCES}")
 
 
-# The order of `--todo`: what verdicts (a), (b) and (d) need, then (c), then (b)'s optional N = 2.
-VERDICT_ORDER = ("hybrid", "sleep4", "transformer", "sleep2")
-
-
 def todo_order(missing: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
-  """`missing` (variant -> seeds), the verdicts' variants first (VERDICT_ORDER), the rest after
-  in their table order."""
-  first = [v for v in VERDICT_ORDER if v in missing]
-  rest = [v for v in missing if v not in VERDICT_ORDER]
+  """`missing` (variant -> seeds), the verdicts' variants first (verdicts.VARIANTS_BY_NEED:
+  hybrid, sleep4, transformer, sleep2), the rest after in their table order."""
+  first = [v for v in verdicts.VARIANTS_BY_NEED if v in missing]
+  rest = [v for v in missing if v not in verdicts.VARIANTS_BY_NEED]
   return [(v, missing[v]) for v in (*first, *rest)]
 
 

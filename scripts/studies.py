@@ -28,6 +28,8 @@ import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import verdicts  # a sibling module: scripts/ is on the path of whatever imports this one
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # Variant groups: "main" variants share the study's task config and are what the verdicts compare;
@@ -377,7 +379,7 @@ STUDIES: Mapping[str, Study] = {
         # from a clone at a85a4d6).
         "cpu_long": dataclasses.replace(
           _RULE110_CPU,
-          variants=("hybrid", "sleep4", "transformer", "sleep2"),
+          variants=verdicts.VARIANTS_BY_NEED,
           num_steps=7200,
           checkpoint_every=1800,
           note=(

@@ -65,6 +65,14 @@ NEEDS = {
   "d": ("hybrid", "sleep4"),
 }
 ALSO_USES = {"b": ("sleep2",)}
+# Every variant a verdict reads, those some verdict needs first (in verdict order), then those
+# only used: the order of `reproduce.py --todo` and the variants of the rule110 cpu_long scale.
+VARIANTS_BY_NEED = tuple(
+  dict.fromkeys(
+    [v for vid in TITLES for v in NEEDS[vid]]
+    + [v for vid in TITLES for v in ALSO_USES.get(vid, ())]
+  )
+)
 
 
 def verdicts_using(variant: str) -> list[str]:
