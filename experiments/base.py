@@ -137,7 +137,8 @@ def model_config(
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Every training key with its default (the realistic Rule 110 setting of PROTOTYPE.md §5).
+  """Every training key with its default (the realistic Rule 110 setting of this
+  project's first CPU prototype).
 
   The experiment sets `task_name`, `task` and `model`.
   """

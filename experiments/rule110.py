@@ -8,7 +8,7 @@ Train, then evaluate at several N (the README's main command is the smoke run):
   python -m sleepnet.main --config experiments/rule110.py:smoke --workdir /tmp/r110
   python -m sleepnet.evaluate --workdir /tmp/r110 --sleep_passes 1,4
 
-Realistic runs (PROTOTYPE.md §5; about 5 min for N = 1 and 12-14 min for N = 4 on a 2-core CPU):
+Realistic runs (about 5 min for N = 1 and 12-14 min for N = 4 on a 2-core CPU):
 
   python -m sleepnet.main --config experiments/rule110.py:model=hybrid --workdir /tmp/n1
   python -m sleepnet.main --config experiments/rule110.py:model=sleep,passes=4 --workdir /tmp/n4
@@ -41,7 +41,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config.task_name = "rule110"
   if args.smoke:  # 8 cells, t <= 2: two windows of L = 9
     config.task = base.task_config("rule110", window=9, seq_len=18, width=8, t_min=1, t_max=2)
-  else:  # W = 16 cells, L = W + 1 = 17, t in 1..8 (PROTOTYPE.md §1)
+  else:  # W = 16 cells, L = W + 1 = 17, t in 1..8
     config.task = base.task_config("rule110", window=17, seq_len=34, width=16, t_min=1, t_max=8)
   width, heads = (32, 2) if args.smoke else (64, 4)
   config.model_kind = args.model

@@ -8,7 +8,10 @@
 #
 #   bash scripts/gpu_runs.sh keep FILE...       # add (or replace) tarballs on gpu-runs
 #   bash scripts/gpu_runs.sh list               # what the branch holds, with sizes
-#   bash scripts/gpu_runs.sh restore [STUDY]    # unpack them into runs/ (then carry runs/STUDY/gpu)
+#   bash scripts/gpu_runs.sh restore [STUDY [VARIANT]]
+#                                               # unpack them into runs/; then carry
+#                                               # runs/STUDY/gpu/VARIANT (one variant's 3 seeds
+#                                               # fit the 64 MiB a call carries, two may not)
 #   bash scripts/gpu_runs.sh drop NAME...       # forget tarballs whose runs have finished slices
 #
 # Environment: REPO (the repository to use; default this script's).
@@ -16,7 +19,7 @@ set -euo pipefail
 caller=$PWD  # FILE arguments are relative to where the command was given
 cd "${REPO:-$(dirname "$0")/..}"
 branch=refs/heads/gpu-runs
-usage="usage: bash scripts/gpu_runs.sh keep FILE... | list | restore [STUDY] | drop NAME..."
+usage="usage: bash scripts/gpu_runs.sh keep FILE... | list | restore [STUDY [VARIANT]] | drop NAME..."
 if [ $# -lt 1 ]; then
   echo "$usage" >&2
   exit 2
@@ -82,16 +85,23 @@ case $command in
   restore)
     [ -n "$tip" ] || { echo "no gpu-runs branch: nothing to restore" >&2; exit 1; }
     study=${1:-}
+    variant=${2:-}
     restored=0
     for name in $(git ls-tree --name-only "$tip"); do
       if [ -n "$study" ] && [[ $name != run-$study-* ]]; then
+        continue
+      fi
+      if [ -n "$variant" ] && [[ $name != run-$study-*-$variant-seed[0-9]*.tgz ]]; then
         continue
       fi
       git cat-file blob "$tip:$name" | tar -xzf -
       echo "restored $name"
       restored=$((restored + 1))
     done
-    [ "$restored" -gt 0 ] || { echo "gpu-runs holds no run of ${study:-any study}" >&2; exit 1; }
+    [ "$restored" -gt 0 ] || {
+      echo "gpu-runs holds no run of ${study:-any study}${variant:+ $variant}" >&2
+      exit 1
+    }
     ;;
   drop)
     [ $# -ge 1 ] && [ -n "$tip" ] || { echo "$usage (and a gpu-runs branch)" >&2; exit 2; }

@@ -6,7 +6,7 @@ dependencies, and they cannot reach a package index. So the wheels travel with t
 
   .venv/bin/python scripts/gpu_wheels.py          # here: writes .whl/ (git-ignored), ~15 MB
   # then, through the device tool, with carry=[".whl"]:
-  bash scripts/gpu_slice.sh rule110 hybrid 540     # there: install them, run one gpu slice
+  bash scripts/gpu_slice.sh rule110 hybrid 580     # there: install them, run one gpu slice
 
 What is carried: every distribution that setup.cfg pins, and every distribution they need in turn
 (read from the metadata installed in this venv, with markers evaluated for the device's Python

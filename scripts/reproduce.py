@@ -8,9 +8,10 @@ r"""Reproduces one study of the paper through the framework itself, resumably an
   python scripts/reproduce.py --study depo --scale gpu --todo          # what is left to run
 
 Studies: rule110, depo, gsm_symbolic, gsm_realistic. Scales (scripts/studies.py, one table): ci
-(minutes; for the test), cpu (tiny models, two seeds; on a 2-core CPU with --jobs 2 about 2
-hours for depo and gsm_symbolic, 1.3 hours for rule110 with its ablations and gsm_realistic, as
-measured on each study page), gpu (the full study on one H100/H200, in slices).
+(minutes; for the test), cpu (tiny models, two seeds; 3.3 to 3.8 process-hours per study as
+measured on each study page, so 1.7 to 1.9 hours on a 2-core CPU with --jobs 2), cpu_long
+(rule110 and gsm_symbolic only: the cpu scale trained longer), gpu (the full study on one
+H100/H200, in slices).
 
 Every run is `python -m sleepnet.main --config experiments/<exp>.py:<args> --workdir
 runs/<study>/<scale>/<variant>/seed<k> --config.KEY=VALUE ...` followed by `python -m
@@ -157,20 +158,32 @@ def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
     "those the verdicts need first:"
   )
   all_seeds = list(studies.get_scale(studies.get_study(args.study), args.scale).seeds)
+  if args.scale == "gpu":
+    git = ctx.git()
+    # The device's copy of the tree has no .git: the command tells the slices their commit.
+    commit = f"{study_runs.GIT_ENV}={git['commit']}{'+dirty' if git.get('dirty') else ''} "
   for variant, seeds in todo_order(missing):
     seed_text = ",".join(map(str, seeds))
     if args.scale == "gpu":  # one device command per variant (scripts/gpu_slice.sh)
-      env = f"SEEDS={seed_text} " if seeds != all_seeds else ""
-      how = f"device: {env}bash scripts/gpu_slice.sh {args.study} {variant} 540"
+      env = commit + (f"SEEDS={seed_text} " if seeds != all_seeds else "")
+      how = f"device: {env}bash scripts/gpu_slice.sh {args.study} {variant} 580"
     else:
       how = f"python scripts/reproduce.py --study {args.study} --scale {args.scale} "
       how += f"--only {variant} --seeds {seed_text}"
     used = verdicts.verdicts_using(variant)
     feeds = f" [verdicts {', '.join(used)}]" if used else ""
     print(f"  {variant}: seeds {seed_text}{feeds}  ({how})")
+  if args.scale == "gpu":
+    print(
+      "(580: the command's time limit in seconds; send it with timeout_s 580, or give both the "
+      "device time left, less the machine's start, when that is less)"
+    )
   if partial:
     where = study_runs.portable(args.runs / args.study / args.scale)
-    print(f"  resume from checkpoints here ({'; '.join(partial)}): carry {where}")
+    print(
+      f"  resume from checkpoints here ({'; '.join(partial)}): carry {where}/VARIANT with that "
+      "variant's command (one variant per call: its three runs fit the 64 MiB a call carries)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

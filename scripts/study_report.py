@@ -325,6 +325,13 @@ def merge_scale(
     "models": verdicts_lib.above_chance(every, deep, examples, chance),
   }
   out["gains"] = verdicts_lib.gain_by_difficulty(acc, difficulties, examples)
+  # What each ablation's one change costs the N = 4 sleep model (the same reading aid, sleep4
+  # against the ablation), e.g. whether re-feeding hidden states beats re-feeding tokens.
+  out["ablation_costs"] = {
+    v: verdicts_lib.gain_by_difficulty(every, difficulties, examples, "sleep4", v)
+    for v, a in out["variants"].items()
+    if a["group"] == "ablation"
+  }
   no_hop = main_chance.get("no_hop") if main_chance else None
   if no_hop:
     # The same reading aid against Depo's no-hop guess: who followed edges, not just names.
@@ -490,6 +497,30 @@ def gain_line(merged: Mapping[str, Any], name: str) -> str:
   )
 
 
+def ablation_line(merged: Mapping[str, Any], name: str) -> str:
+  """The merge's `ablation_costs` as one line ('' where there are none)."""
+  costs = {v: rows for v, rows in (merged.get("ablation_costs") or {}).items() if rows}
+  if not costs:
+    return ""
+  labels = {v: a["label"] for v, a in merged["variants"].items()}
+
+  def cell(r: Mapping[str, Any]) -> str:
+    mark = " (clear)" if r["clear"] else " (clear loss)" if r.get("clear_loss") else ""
+    return f"{name}={r['difficulty']} {r['gain']:+.3f}{mark}"
+
+  # Every ablation is of sleep N = 4, so its label's "sleep, N = 4, " says nothing here.
+  parts = [
+    f"{labels.get(v, v).removeprefix('sleep, N = 4, ')}: " + ", ".join(cell(r) for r in rows)
+    for v, rows in costs.items()
+  ]
+  return (
+    "What each ablation costs sleep N = 4, per difficulty (sleep N = 4 minus the ablation, each "
+    "at its trained N; descriptive, not a verdict; '(clear)': beyond its binomial two sigma, and "
+    "every seed of sleep N = 4 above every seed of the ablation; '(clear loss)': the same with the "
+    "ablation ahead): " + "; ".join(parts) + "."
+  )
+
+
 def chance_lines(merged: Mapping[str, Any]) -> list[str]:
   """Which variants beat the question-only chance, and a warning when only chance was learned.
 
@@ -578,8 +609,14 @@ def draw_figures(
   names = []
 
   # 1. Exact match vs difficulty (mean over seeds, seed min..max as error bars).
-  panels = [("main", "main variants"), ("other", "ablations and t shown before eviction")]
-  has_other = any(a["group"] != "main" for a in variants.values())
+  groups = {a["group"] for a in variants.values()}
+  other = " and ".join(
+    name
+    for g, name in (("ablation", "ablations"), ("show_t", "t shown before eviction"))
+    if g in groups
+  )
+  panels = [("main", "main variants"), ("other", other)]
+  has_other = bool(other)
   fig, axes = plt.subplots(
     1, 2 if has_other else 1, figsize=(13 if has_other else 7, 4.6), squeeze=False
   )
@@ -618,9 +655,8 @@ def draw_figures(
       if panel == "main" and not any(_group(v) == "main" for v in c["variants"]):
         continue
       ys = [c["by_difficulty"].get(str(d), {}).get("exact_match", math.nan) for d in difficulties]
-      ax.plot(
-        x, ys, "k--", lw=1, label="chance (question only)" if panel == "main" else "chance, t shown"
-      )
+      shown = any(_group(v) == "show_t" for v in c["variants"])
+      ax.plot(x, ys, "k--", lw=1, label="chance, t shown" if shown else "chance (question only)")
       if c.get("no_hop"):
         level = c["no_hop"]["by_difficulty"]
         ys = [level.get(str(d), {}).get("exact_match", math.nan) for d in difficulties]
@@ -888,6 +924,8 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
   lines.append("")
   if gains := gain_line(merged, study.difficulty):
     lines += [gains, ""]
+  if costs := ablation_line(merged, study.difficulty):
+    lines += [costs, ""]
   if above := chance_lines(merged):
     lines += [*above, ""]
   if merged.get("paper_comparison"):
@@ -1024,7 +1062,7 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
   """
   by_status: dict[str, dict[str, list[str]]] = {verdicts_lib.PASS: {}, verdicts_lib.FAIL: {}}
   unjudged, figures, caveats, gains = [], [], [], []
-  devices: dict[str, list[str]] = {}
+  devices: dict[str, dict[str, list[str]]] = {}  # scale -> device -> the studies run on it
   for name, study in studies.STUDIES.items():
     path = out_dir / name / "results.json"
     scales = json.loads(path.read_text())["scales"] if path.exists() else {}
@@ -1035,8 +1073,9 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
         unjudged.append(f"{name} [{scale_name}]" + (" (redesigned; rerun pending)" * redesigned))
         continue
       for d in merged["devices"]:
-        if d not in devices.setdefault(scale_name, []):
-          devices[scale_name].append(d)
+        ran = devices.setdefault(scale_name, {}).setdefault(d, [])
+        if name not in ran:
+          ran.append(name)
       mark = ""
       if nothing_learned(merged):
         mark = CAVEAT_MARKS["nothing_learned"]
@@ -1076,7 +1115,12 @@ def summary_lines(out_dir: pathlib.Path) -> list[str]:
   links = ", ".join(
     f"[{n}](results/{n}/README.md)" for n in studies.STUDIES if (out_dir / n / "README.md").exists()
   )
-  ran_on = "; ".join(f"{k} scale on {', '.join(v)}" for k, v in devices.items())
+  # A device string has commas of its own ("cpu: AMD EPYC, 2 cores"): devices are joined by
+  # "and", each followed by the studies that ran on it.
+  ran_on = "; ".join(
+    f"{k} scale on " + " and ".join(f"{d} ({', '.join(names)})" for d, names in v.items())
+    for k, v in devices.items()
+  )
   return [
     "- **Reproduced** (PASS): " + claims(verdicts_lib.PASS) + ".",
     "- **Not reproduced** (FAIL): " + claims(verdicts_lib.FAIL) + ".",
@@ -1132,6 +1176,15 @@ def _earlier_lines(merged: Mapping[str, Any] | None) -> list[str]:
   return out
 
 
+def _cpu_long_factors() -> str:
+  """Which studies have a cpu_long scale and how many times the cpu scale's steps it trains."""
+  return ", ".join(
+    f"{name} {study.scales['cpu_long'].num_steps / study.scales['cpu'].num_steps:g}x"
+    for name, study in studies.STUDIES.items()
+    if "cpu_long" in study.scales
+  )
+
+
 def write_index(out_dir: pathlib.Path) -> None:
   """results/README.md: every study, its scales and devices, its verdicts, what is missing."""
   lines = [
@@ -1159,6 +1212,8 @@ def write_index(out_dir: pathlib.Path) -> None:
     title = f"[{study.title}]({name}/README.md)" if data else study.title
     details += [f"### {title}", "", f"Claim: {study.claim}", ""]
     empty = [k for k, m in scales.items() if not m or m["status"] != "results"]
+    failed: list[tuple[str, dict, str]] = []  # (scale, verdict, what was tried)
+    passed_at: dict[str, list[str]] = {}  # verdict id -> the scales where it passes
     if empty:
       without.append(f"{name} ({', '.join(empty)})")
     for scale_name, merged in scales.items():
@@ -1181,6 +1236,8 @@ def write_index(out_dir: pathlib.Path) -> None:
       details += [f"  - {v['line']}" for v in merged["verdicts"]]
       if gains := gain_line(merged, study.difficulty):
         details.append(f"  - {gains}")
+      if costs := ablation_line(merged, study.difficulty):
+        details.append(f"  - {costs}")
       if nothing_learned(merged):
         details.append(f"  - {NOTHING_LEARNED}")
       if warning := compared_unlearned_line(merged):
@@ -1203,10 +1260,18 @@ def write_index(out_dir: pathlib.Path) -> None:
       )
       for v in merged["verdicts"]:
         if v["status"] == verdicts_lib.FAIL:
-          not_reproduced.append(
-            f'- {name} [{scale_name}], claim ({v["id"]}) "{verdicts_lib.TITLES[v["id"]]}" does '
-            f"not reproduce: {v['line']} Tried: {tried}."
-          )
+          failed.append((scale_name, v, tried))
+        elif v["status"] == verdicts_lib.PASS:
+          passed_at.setdefault(v["id"], []).append(scale_name)
+    # A claim that fails at one scale and passes at another of the same study says so where it
+    # fails: a reader of this list should not conclude it never reproduces.
+    for scale_name, v, tried in failed:
+      elsewhere = passed_at.get(v["id"])
+      also = f" It passes at {', '.join(f'`{s}`' for s in elsewhere)} (above)." if elsewhere else ""
+      not_reproduced.append(
+        f'- {name} [{scale_name}], claim ({v["id"]}) "{verdicts_lib.TITLES[v["id"]]}" does '
+        f"not reproduce: {v['line']} Tried: {tried}.{also}"
+      )
     details.append("")
   lines += [""]
   if without:
@@ -1229,7 +1294,8 @@ def write_index(out_dir: pathlib.Path) -> None:
   lines += [*not_reproduced, ""]
   lines += ["## The paper's own numbers", ""]
   lines += [
-    "Only GSM-Infinite numbers could be recovered (secondary sources, PAPER.md §6), with a "
+    "Only GSM-Infinite numbers could be recovered (from secondary sources: podcast and blog "
+    "summaries of the paper), with a "
     "pretrained initialisation and 4 sleep loops: "
     + ", ".join(
       f"{ops}-op {before:.0%} -> {after:.0%}" for ops, (before, after) in studies.PAPER_GSM.items()
@@ -1254,8 +1320,8 @@ def write_index(out_dir: pathlib.Path) -> None:
     "From the one scale table in `scripts/studies.py` (every variant of a study gets the same "
     "budget). `ci` results are never written here (they go to `runs/results-ci/`). `cpu`: tiny "
     "models, two seeds trained side by side (`--jobs 2`, one single-threaded process each). "
-    "`cpu_long` (Rule 110 only): the cpu scale's models, task and seeds trained three times as "
-    "long, for the variants the verdicts need. "
+    f"`cpu_long` ({_cpu_long_factors()}): the cpu scale's models, task and seeds trained "
+    "longer, for the variants the verdicts need (and the ablations a scale names). "
     "`gpu`: the full study, run in slices of at most 10 minutes (`--only`, `--seeds`, "
     "`--deadline_s`) and combined with `--merge`.",
     "",

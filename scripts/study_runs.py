@@ -84,7 +84,6 @@ class Context:
   _device: dict[str, Any] | None = None
   _git: dict[str, Any] | None = None
   _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
-  _eval_locks: dict[str, threading.Lock] = dataclasses.field(default_factory=dict)
   _children: set[subprocess.Popen] = dataclasses.field(default_factory=set)
 
   def kill_children(self) -> None:
@@ -145,10 +144,10 @@ class Context:
         self._git = git_info()
       return dict(self._git)
 
-  def eval_lock(self, key: str) -> threading.Lock:
-    """One lock per evaluation data directory: two evaluations never prepare it at once."""
-    with self._lock:
-      return self._eval_locks.setdefault(key, threading.Lock())
+
+# Where git cannot say (a tree copied without .git), the commit a command says it runs, as
+# "SHA" or "SHA+dirty": `reproduce.py --todo` writes it into the device commands it prints.
+GIT_ENV = "SLEEPNET_GIT_COMMIT"
 
 
 def git_info(root: pathlib.Path = ROOT) -> dict[str, Any]:
@@ -167,7 +166,12 @@ def git_info(root: pathlib.Path = ROOT) -> dict[str, Any]:
     commit = git("rev-parse", "HEAD").strip()
     changed = git("status", "--porcelain", "--", ".", ":(exclude)results").splitlines()
   except (subprocess.SubprocessError, OSError):
-    return {"commit": "unknown", "dirty": None}
+    # A copy of the tree without .git (the device tool's): the command names its commit.
+    given = os.environ.get(GIT_ENV, "")
+    if not given:
+      return {"commit": "unknown", "dirty": None}
+    commit, _, state = given.partition("+")
+    return {"commit": commit, "dirty": state == "dirty", "source": f"${GIT_ENV}"}
   # Which paths differ (the first 20), so a reader can tell changed code from a stray file.
   return {"commit": commit, "dirty": bool(changed), "changed": [c[3:] for c in changed[:20]]}
 
@@ -294,6 +298,30 @@ def recorded(run: Run, ctx: Context, spec: Mapping[str, Any]) -> bool:
 # How often a running subprocess's elapsed time is written to reproduce.json, so that a study
 # killed from outside (a session that ends, a lost machine) still records where its time went.
 HEARTBEAT_S = 30.0
+# At the deadline a trainer gets SIGTERM (it saves the step it reached and exits: see
+# sleepnet.train) and this long to do so before SIGKILL; an evaluation just stops.
+STOP_GRACE_S = 20.0
+# Children die with the thread that started them (PR_SET_PDEATHSIG, Linux): a reproduce.py killed
+# outright (a device command past its limit, a closed session) must not leave trainers behind
+# writing into run directories that its relaunch resumes. They run in their own session, so that
+# the deadline can stop a trainer and whatever it started together, which a kill of this
+# process's group would otherwise miss.
+_DIE_WITH_PARENT = (
+  "import ctypes, os, signal, sys\n"
+  "parent = int(sys.argv[1])\n"
+  "libc = ctypes.CDLL(None, use_errno=True)\n"
+  "libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG\n"
+  "if os.getppid() != parent:\n"
+  "  sys.exit(1)  # the parent died before prctl: nobody waits for this run\n"
+  "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
+
+
+def _launch_argv(argv: Sequence[str]) -> list[str]:
+  """`python -m argv...`, started through a stub that ties it to this process (see above)."""
+  if not sys.platform.startswith("linux"):
+    return [sys.executable, "-m", *argv]
+  return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), "-m", *argv]
 
 
 def _run_subprocess(
@@ -315,9 +343,9 @@ def _run_subprocess(
   with log_path.open("a") as log:
     log.write(f"\n### {now()} {sys.executable} -m {' '.join(argv)}\n")
     log.flush()
-    # A new session: the trainer and anything it starts are killed together, by this id only.
+    # A new session: the trainer and anything it starts are stopped together, by this id only.
     proc = subprocess.Popen(
-      [sys.executable, "-m", *argv],
+      _launch_argv(argv),
       cwd=ROOT,
       env=ctx.env(env),
       stdout=log,
@@ -338,11 +366,18 @@ def _run_subprocess(
           if progress is not None:
             progress(time.monotonic() - start)
     except subprocess.TimeoutExpired:
-      # Checkpoints are atomic, so SIGKILL is safe: the next invocation resumes from the last one.
-      os.killpg(proc.pid, signal.SIGKILL)
-      proc.wait()
+      # SIGTERM first: a trainer saves the step it reached. Checkpoints are atomic, so the
+      # SIGKILL after the grace period is safe too (the relaunch resumes from the last one).
+      os.killpg(proc.pid, signal.SIGTERM)
+      try:
+        proc.wait(timeout=STOP_GRACE_S)
+        how = "stopped (SIGTERM)"
+      except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        how = f"killed (no exit {STOP_GRACE_S:g} s after SIGTERM)"
       code = None
-      log.write(f"\n### {now()} killed at the --deadline_s of scripts/reproduce.py\n")
+      log.write(f"\n### {now()} {how} at the --deadline_s of scripts/reproduce.py\n")
     except BaseException:
       os.killpg(proc.pid, signal.SIGKILL)  # Ctrl-C: take the child down with us
       proc.wait()
@@ -464,15 +499,16 @@ def execute(run: Run, ctx: Context) -> str:
   log_path = run.directory / "evaluate.log"
   passes = ",".join(map(str, run.eval_passes))
   ctx.log(f"{name}: evaluating at N = {passes}")
-  with ctx.eval_lock(str(run.directory.parent.parent / "data")):
-    argv = [
-      "sleepnet.evaluate",
-      f"--workdir={portable(run.eval_workdir)}",
-      f"--sleep_passes={passes}",
-    ]
-    evaluated_for = clock("eval_s")
-    code, seconds = _run_subprocess(argv, log_path, ctx, run.env, progress=evaluated_for)
-    evaluated_for(seconds)
+  # Seeds evaluate side by side: sleepnet.tasks.datasets.prepare locks the shared data
+  # directory while one of them builds the evaluation set, and the others then read it.
+  argv = [
+    "sleepnet.evaluate",
+    f"--workdir={portable(run.eval_workdir)}",
+    f"--sleep_passes={passes}",
+  ]
+  evaluated_for = clock("eval_s")
+  code, seconds = _run_subprocess(argv, log_path, ctx, run.env, progress=evaluated_for)
+  evaluated_for(seconds)
   if code is None:
     ctx.log(f"{name}: evaluation stopped at the deadline; rerun to resume")
     return INTERRUPTED

@@ -66,7 +66,7 @@ NEEDS = {
 }
 ALSO_USES = {"b": ("sleep2",)}
 # Every variant a verdict reads, those some verdict needs first (in verdict order), then those
-# only used: the order of `reproduce.py --todo` and the variants of the rule110 cpu_long scale.
+# only used: the order of `reproduce.py --todo` and the variants of the cpu_long scales.
 VARIANTS_BY_NEED = tuple(
   dict.fromkeys(
     [v for vid in TITLES for v in NEEDS[vid]]
@@ -214,26 +214,38 @@ def above_chance(
 
 
 def gain_by_difficulty(
-  acc: PerSeed, difficulties: Sequence[int], examples: Mapping[int, int]
+  acc: PerSeed,
+  difficulties: Sequence[int],
+  examples: Mapping[int, int],
+  better: str = "sleep4",
+  worse: str = "hybrid",
 ) -> list[dict[str, Any]]:
-  """sleep4 - hybrid at each difficulty, and whether it is clear of noise.
+  """`better` - `worse` (by default sleep4 - hybrid) at each difficulty, and whether it is clear.
 
   Not a verdict: a reading aid. (a) judges the deeper half and (d) the trend; this shows where in
   the difficulty range sleep helps, e.g. at the frontier of what a small budget learns. `clear`:
   the gain exceeds its binomial two-sigma (as in (d), n = examples x seeds) *and* every seed of
-  sleep4 scores above every seed of hybrid, so neither sampling nor seed luck explains it.
+  `better` scores above every seed of `worse`, so neither sampling nor seed luck explains it;
+  `clear_loss`: the same the other way round (`worse` clearly ahead).
   """
-  if "hybrid" not in acc or "sleep4" not in acc:
+  if better not in acc or worse not in acc:
     return []
   rows = []
   for d in difficulties:
-    if d not in acc["hybrid"] or d not in acc["sleep4"]:
+    if d not in acc[worse] or d not in acc[better]:
       continue
-    h, s = acc["hybrid"][d], acc["sleep4"][d]
+    h, s = acc[worse][d], acc[better][d]
     gain = _mean(s) - _mean(h)
     noise = two_sigma_of_difference(_mean(s), examples[d] * len(s), _mean(h), examples[d] * len(h))
-    clear = gain > noise and min(s) > max(h)
-    rows.append({"difficulty": d, "gain": gain, "two_sigma": noise, "clear": clear})
+    rows.append(
+      {
+        "difficulty": d,
+        "gain": gain,
+        "two_sigma": noise,
+        "clear": gain > noise and min(s) > max(h),
+        "clear_loss": -gain > noise and min(h) > max(s),
+      }
+    )
   return rows
 
 

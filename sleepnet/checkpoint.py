@@ -39,7 +39,16 @@ ITEMS = ("params", "optimizer", "data", "config")
 # Config keys that do not change the training trajectory, so a relaunch may change them (how
 # often to log, evaluation settings, how many checkpoints to keep, how the hosts connect).
 # Everything else must match the saved config exactly.
-RESUMABLE_KEYS = ("log_every", "checkpoint_every", "max_to_keep", "eval", "data_dir", "distributed")
+RESUMABLE_KEYS = (
+  "log_every",
+  "checkpoint_every",
+  "max_to_keep",
+  "eval",
+  "data_dir",
+  "data_threads",  # how many threads read the (deterministic) batches, not which batches
+  "data_prefetch",
+  "distributed",
+)
 
 
 class CheckpointError(RuntimeError):
@@ -101,7 +110,20 @@ def _read_json(path: pathlib.Path) -> Any:
   except FileNotFoundError:
     raise CheckpointError(f"{path} does not exist: not a sleepnet workdir") from None
   except (OSError, ValueError) as e:
-    raise CheckpointError(f"{path} is unreadable ({e}); fix or delete it") from None
+    raise CheckpointError(
+      f"{path} is unreadable ({e}); fix or delete it (a run's checkpoints record its config too, "
+      "so deleting it does not let another config take the run over)"
+    ) from None
+
+
+def _checkpoint_config(workdir: pathlib.Path, step: int) -> dict[str, Any]:
+  """The config saved with checkpoint `step` (each checkpoint's "config" item)."""
+  path = workdir.absolute() / CHECKPOINTS / str(step) / "config"
+  try:
+    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as reader:
+      return reader.restore(path)
+  except Exception as e:  # see restore_latest
+    raise CheckpointError(_unreadable(path.parent, e)) from e
 
 
 def saved_steps(workdir: str | os.PathLike) -> list[int]:
@@ -113,22 +135,30 @@ def saved_steps(workdir: str | os.PathLike) -> list[int]:
 def claim_workdir(workdir: str | os.PathLike, config: ml_collections.ConfigDict) -> None:
   """Checks that `workdir` is new or holds this run, then records the config in config.json.
 
-  A workdir whose run has checkpoints is never taken over by a different config. One with a
-  config.json but no checkpoint (a run stopped before its first save) has nothing to resume and
-  is started afresh with the new config.
+  A workdir whose run has checkpoints is never taken over by a different config: its saved
+  config is config.json or, where that file is gone, the one in the latest checkpoint. One with
+  a config.json but no checkpoint (a run stopped before its first save) has nothing to resume
+  and is started afresh with the new config.
 
   Raises:
     CheckpointError: the workdir holds checkpoints of a run with a different config (the message
-      lists every differing key), or its config.json is unreadable.
+      lists every differing key), or its config.json (or that checkpoint's config) is unreadable.
   """
   workdir = pathlib.Path(workdir)
   path = workdir / CONFIG_FILE
   current = config_json(config)
+  steps = saved_steps(workdir)
+  saved, source = None, path
   if path.exists():
-    diff = config_diff(upgrade_config(_read_json(path)), current)
-    if diff and saved_steps(workdir):
+    saved = _read_json(path)
+  elif steps:
+    source = workdir / CHECKPOINTS / str(steps[-1])
+    saved = _checkpoint_config(workdir, steps[-1])
+  if saved is not None:
+    diff = config_diff(upgrade_config(saved), current)
+    if diff and steps:
       raise CheckpointError(
-        f"workdir {workdir} holds a run with a different config ({path}):\n  "
+        f"workdir {workdir} holds a run with a different config ({source}):\n  "
         + "\n  ".join(diff)
         + "\nUse a new --workdir, or delete that one to start over."
       )

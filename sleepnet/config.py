@@ -56,7 +56,8 @@ class ModelConfig:
       sees positions only through RoPE (attention) and the GDN convolution. "window": a learned
       embedding of each token's position within its window (0 .. L-1, the same table in every
       window; the absolute position when `window` is None), so that GDN keys can address a
-      position of an evicted window directly (PROTOTYPE.md §1 trains with it).
+      position of an evicted window directly (the Rule 110 scales train with it: see
+      `probe_positions.sh` in scripts/studies.py).
     norm_eps: epsilon of every RMSNorm.
     max_len: KV-cache capacity for streaming when `window` is None.
     gdn_impl: "chunked" (matmul form, for training) or "reference" (per-token scan).
@@ -100,8 +101,15 @@ class ModelConfig:
     for kind in self.blocks:
       if kind not in BLOCK_KINDS:
         raise ValueError(f"ModelConfig.blocks: unknown block kind {kind!r}; known: {BLOCK_KINDS}.")
-    if self.window is not None and self.window < 1:
-      raise ValueError(f"ModelConfig.window must be >= 1 or None, got {self.window}.")
+    # Optional sizes: None derives them (see the properties below), anything else must be a size.
+    _positive(self, *(n for n in _OPTIONAL_SIZES if getattr(self, n) is not None))
+    for name in ("rope_base", "norm_eps"):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"ModelConfig.{name} must be a positive number, got {value!r}.")
+    for name in ("sleep_final_window", "remat", "tie_embeddings"):
+      if not isinstance(getattr(self, name), bool):
+        raise ValueError(f"ModelConfig.{name} must be True or False, got {getattr(self, name)!r}.")
     _choice(self, "sleep_input", SLEEP_INPUTS)
     _choice(self, "sleep_start", SLEEP_STARTS)
     _choice(self, "gdn_impl", GDN_IMPLS)
@@ -205,6 +213,10 @@ def preset(name: str, *, size: str = "small", **overrides: Any) -> ModelConfig:
   if size not in SIZES:
     raise ValueError(f"Unknown size {size!r}; known sizes: {sorted(SIZES)}.")
   return from_dict({**SIZES[size], **PRESETS[name], **overrides})
+
+
+# Fields where None means "derived from the others" (window: no eviction).
+_OPTIONAL_SIZES = ("window", "num_kv_heads", "head_dim", "gdn_value_dim")
 
 
 def _positive(config: ModelConfig, *names: str) -> None:

@@ -236,8 +236,8 @@ def evaluate(
     matched to their runs.
 
   Raises:
-    ValueError: a bad split or N.
-    train.ConfigError: the saved config cannot run.
+    train.ConfigError: a bad split, N or evaluation batch size, an empty split, or a saved
+      config that cannot run.
     checkpoint.CheckpointError: no readable config or checkpoint in `workdir`.
   """
   started = time.perf_counter()
@@ -247,9 +247,11 @@ def evaluate(
   sleep_passes = tuple(int(n) for n in (sleep_passes or config.eval.sleep_passes))
   split = split or config.eval.split
   if split not in SPLITS:
-    raise ValueError(f"split={split!r} is not one of {list(SPLITS)}")
+    raise train.ConfigError(f"split={split!r} is not one of {list(SPLITS)}")
   if not sleep_passes or min(sleep_passes) < 1:
-    raise ValueError(f"sleep_passes={list(sleep_passes)} must be positive integers")
+    raise train.ConfigError(f"sleep_passes={list(sleep_passes)} must be positive integers")
+  if config.eval.batch_size < 1:
+    raise train.ConfigError(f"config.eval.batch_size={config.eval.batch_size} must be >= 1")
   mesh, graphdef, params, step = train.restore_params(config, model_config, workdir)
   builder = eval_dataset(config, workdir)
   source = datasets.data_source(builder, split)

@@ -1,6 +1,7 @@
 """The Gated DeltaNet mixer: the block whose recurrent state S is sleepnet's fast weights.
 
-Per token, per head (PAPER.md §2.3):
+Per token, per head (the standard Gated DeltaNet, Yang, Kautz and Hatamizadeh 2024, which the
+paper builds its fast weights on):
   q, k = L2norm(SiLU(conv(W_q x))), L2norm(SiLU(conv(W_k x)));  v = SiLU(conv(W_v x))
   beta = sigmoid(w_b x);  g = -exp(A_log) * softplus(w_a x + dt_bias)   (log of the decay)
   S = exp(g) (I - beta k k^T) S + beta k v^T;  o = S^T q

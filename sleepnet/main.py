@@ -15,6 +15,7 @@ programs across runs (the smoke run above: about 22 s cold, 9 s warm on a 2-core
 This file stays short on purpose: the logic lives in `sleepnet.train`, which defines no flags.
 """
 
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -27,6 +28,21 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics, eval).")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parser, with a `--config.KEY` override of a missing key reported in one line.
+
+  ml_collections raises a bare AttributeError or KeyError (holding its "did you mean" hint) from
+  deep inside flag parsing, so a typo in a key read like a crash, under three tracebacks.
+  """
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:
+    why = e
+    while isinstance(why, (AttributeError, KeyError)) and why.args:
+      why = why.args[0]  # the innermost message: "'key'" and, where one is close, the hint
+    sys.exit(f"error: a --config.KEY override names a key the config does not have: {why}")
 
 
 def main(argv: list[str]) -> None:
@@ -43,7 +59,11 @@ def main(argv: list[str]) -> None:
     # Problems with the inputs, not bugs: say what is wrong, without a traceback.
     logging.error("%s", e)
     sys.exit(f"error: {e}")
+  except train.PreemptedError as e:
+    logging.warning("%s", e)
+    print(f"stopped: {e}", file=sys.stderr)
+    sys.exit(128 + signal.SIGTERM)  # the status a SIGTERM'd process has, as schedulers expect
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -53,12 +53,14 @@ class MetricWriter:
     path = workdir / METRICS_FILE
     if path.exists():
       kept = [line for line in path.read_text().splitlines() if _step(line) <= resume_step]
-      path.write_text("".join(line + "\n" for line in kept))
+      # Write then rename: a kill during the rewrite must not lose the learning curve so far.
+      tmp = path.with_suffix(".tmp")
+      tmp.write_text("".join(line + "\n" for line in kept))
+      os.replace(tmp, path)
     self._jsonl = path.open("a")
-    # purge_step makes TensorBoard drop events at or after it from earlier (killed) sessions.
-    self._tb = SummaryWriter(
-      str(workdir / TENSORBOARD_DIR), purge_step=resume_step + 1 if resume_step else None
-    )
+    # purge_step makes TensorBoard drop events at or after it from earlier (killed) sessions,
+    # including those of a run restarted from scratch (resume_step 0), as metrics.jsonl does.
+    self._tb = SummaryWriter(str(workdir / TENSORBOARD_DIR), purge_step=resume_step + 1)
 
   def write(self, step: int, scalars: Mapping[str, float]) -> None:
     """Writes one record of scalars at `step` to the JSON lines and TensorBoard files."""

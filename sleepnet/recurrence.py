@@ -1,7 +1,8 @@
-r"""The gated delta rule: the fast-weight recurrence of a GDN block (PAPER.md §2.3).
+r"""The gated delta rule: the fast-weight recurrence of a GDN block.
 
 Legend: b batch, t time, h heads, k key dim, v value dim, c chunk length, n number of chunks.
-Per batch row and head the state is a matrix S ∈ R^{K×V} (PAPER.md writes its transpose, V×K):
+Per batch row and head the state is a matrix S ∈ R^{K×V} (the GDN paper writes its
+transpose, V×K):
 
   S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ,    o_t = S_tᵀ q_t,    α_t = exp(g_t) ≤ 1.
 

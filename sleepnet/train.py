@@ -29,9 +29,12 @@ uninterrupted run's losses exactly (tests/train_e2e_test.py checks this with SIG
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
-from collections.abc import Callable, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grain
@@ -59,6 +62,31 @@ class ConfigError(ValueError):
 
 class NonFiniteLossError(RuntimeError):
   """Training produced a non-finite loss or gradient; the message names the step."""
+
+
+class PreemptedError(RuntimeError):
+  """SIGTERM stopped training; the step it reached was saved first (relaunch to resume)."""
+
+
+@contextlib.contextmanager
+def _sigterm_requests() -> Iterator[Callable[[], bool]]:
+  """Yields `requested()`: whether SIGTERM has arrived since training began.
+
+  Schedulers that preempt (Cloud TPU, SLURM, Kubernetes) and scripts/reproduce.py's deadline send
+  SIGTERM before SIGKILL: saving at the next step keeps every step trained so far, where a kill
+  would lose up to checkpoint_every of them. Only a single-process run in the main thread takes
+  the signal over: with several processes, one host stopping alone would leave the others
+  waiting in a collective, so there SIGTERM keeps its default (resume from the last checkpoint).
+  """
+  got = threading.Event()
+  if threading.current_thread() is not threading.main_thread() or jax.process_count() > 1:
+    yield got.is_set
+    return
+  previous = signal.signal(signal.SIGTERM, lambda *_: got.set())
+  try:
+    yield got.is_set
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,6 +142,30 @@ def resolve(
   if config.stage == 2 and not config.init_from:
     raise ConfigError("config.stage=2 continues a stage-1 run: set init_from=<stage-1 workdir>")
   return model, task
+
+
+def check_eval(config: ml_collections.ConfigDict) -> None:
+  """Checks `config.eval` before training, so a bad value is not found only after the last step.
+
+  Raises:
+    ConfigError: a bad split, N, batch size or set size; the message names the key.
+  """
+  e = config.eval
+  if e.split not in task_base.SPLITS:
+    raise ConfigError(f"config.eval.split={e.split!r} is not one of {list(task_base.SPLITS)}")
+  passes = tuple(e.sleep_passes)
+  if not passes or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in passes):
+    raise ConfigError(f"config.eval.sleep_passes={passes} must be one or more positive ints")
+  if e.batch_size < 1:
+    raise ConfigError(f"config.eval.batch_size={e.batch_size} must be >= 1")
+  for split in task_base.SPLITS:
+    if e[f"num_{split}"] < 0:
+      raise ConfigError(f"config.eval.num_{split}={e[f'num_{split}']} must be >= 0")
+  if e.at_end and e[f"num_{e.split}"] < 1:
+    raise ConfigError(
+      f"config.eval.num_{e.split}=0: the {e.split} split evaluated when training ends is empty "
+      "(set config.eval.at_end=False to train without evaluating)"
+    )
 
 
 def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
@@ -394,8 +446,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ConfigError: the config cannot run.
     checkpoint.CheckpointError: the workdir holds another run, or a checkpoint is unreadable.
     NonFiniteLossError: the loss or the gradient became non-finite (nothing after it is saved).
+    PreemptedError: SIGTERM arrived (single-process runs); the step it reached is saved.
   """
   model_config, task = resolve(config)
+  check_eval(config)
   workdir = pathlib.Path(workdir)
   if config.init_from and pathlib.Path(config.init_from).resolve() == workdir.resolve():
     raise ConfigError(f"config.init_from={config.init_from} is this run's own workdir")
@@ -437,6 +491,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     sharding.describe(state["params"]),
   )
 
+  if config.checkpoint_every % config.log_every:
+    logging.warning(
+      "checkpoint_every=%d is not a multiple of log_every=%d: after a resume, the first report "
+      "averages only the steps since the checkpoint, so metrics.jsonl can differ from an "
+      "uninterrupted run's there (the losses of every step do not)",
+      config.checkpoint_every,
+      config.log_every,
+    )
   train_step = make_train_step(config, graphdef, tx, mesh, shardings)
   writer = metrics.MetricWriter(workdir, resume_step=start)
   tokens_per_step = config.batch_size * (task.seq_len - 1)
@@ -444,34 +506,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   pending: list[tuple[int, dict[str, jax.Array]]] = []  # dispatched, not yet fetched
   window: list[dict[str, float]] = []  # fetched since the last report
   last: dict[str, float] = {}
+  stopped_at = None
   try:
-    for step in range(start + 1, config.num_steps + 1):
-      batch = next(data)
-      batch = sharding.put_batch({k: batch[k] for k in ("tokens", "loss_mask")}, mesh)
-      state, step_metrics = train_step(state, batch, passes=train_passes(config, step))
-      pending.append((step, step_metrics))
-      final = step == config.num_steps
-      report = step % config.log_every == 0 or final
-      save = step % config.checkpoint_every == 0 or final
-      if not (report or save):
-        continue  # keep dispatching: metrics are fetched in bulk, off the critical path
-      window += _fetch_checked(pending, mngr)
-      pending = []
-      if report:
-        last = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
-        last["learning_rate"] = float(schedule(step - 1))  # the rate of this step's update
-        last.update(progress.update(step))
-        writer.write(step, last)
-        metrics.log(step, config.num_steps, last)
-        window = []
-      if save:
-        checkpoint.save(mngr, step, state, data.get_state(), config)
+    with _sigterm_requests() as stop_requested:
+      for step in range(start + 1, config.num_steps + 1):
+        batch = next(data)
+        batch = sharding.put_batch({k: batch[k] for k in ("tokens", "loss_mask")}, mesh)
+        state, step_metrics = train_step(state, batch, passes=train_passes(config, step))
+        pending.append((step, step_metrics))
+        final = step == config.num_steps
+        stop = stop_requested() and not final
+        # A stop reports too, so no trained step's metrics go unlogged.
+        report = step % config.log_every == 0 or final or stop
+        save = step % config.checkpoint_every == 0 or final or stop
+        if not (report or save):
+          continue  # keep dispatching: metrics are fetched in bulk, off the critical path
+        window += _fetch_checked(pending, mngr)
+        pending = []
+        if report:
+          last = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+          last["learning_rate"] = float(schedule(step - 1))  # the rate of this step's update
+          last.update(progress.update(step))
+          writer.write(step, last)
+          metrics.log(step, config.num_steps, last)
+          window = []
+        if save:
+          checkpoint.save(mngr, step, state, data.get_state(), config)
+        if stop:
+          stopped_at = step
+          break
     if start >= config.num_steps:
       logging.info("nothing to train: the run is at step %d of %d", start, config.num_steps)
   finally:
     mngr.wait_until_finished()  # never exit with a save half-written
     mngr.close()
     writer.close()
+  if stopped_at is not None:
+    raise PreemptedError(
+      f"stopped by SIGTERM after step {stopped_at} of {config.num_steps}, which is saved in "
+      f"{mngr.directory}; relaunch the same command to resume"
+    )
 
   results = None
   if config.eval.at_end:

@@ -138,6 +138,12 @@ def test_run_tarballs_are_kept_on_a_side_branch_and_restored(tmp_path):
   assert restored.returncode == 0 and f"restored {name}" in restored.stdout
   assert (run_dir / "state").read_text() == "step 1000\n"
   assert runs("restore", "depo").returncode == 1  # holds no depo run
+  # One variant at a time (what one call can carry): another variant's runs stay packed.
+  shutil.rmtree(repo / "runs")
+  assert runs("restore", "rule110", "sleep4").returncode == 1
+  assert not (repo / "runs").exists()
+  assert runs("restore", "rule110", "hybrid").returncode == 0
+  assert (run_dir / "state").read_text() == "step 1000\n"
   # A file that is not a run tarball is refused; drop forgets a kept one.
   (tmp_path / "notes.tgz").write_text("x")
   bad = runs("keep", "notes.tgz")

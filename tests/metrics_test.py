@@ -1,5 +1,6 @@
 """Training-progress numbers: throughput, ETA and CPU seconds per wall second."""
 
+import json
 import time
 import types
 
@@ -50,3 +51,26 @@ def test_progress_reads_the_real_clocks():
   m = progress.update(1)
   assert 0 < m["steps_per_sec"] <= 1 / 0.05 + 1e-6
   assert 0 <= m["cpu_per_wall"] < 0.5
+
+
+def _steps(workdir):
+  return [json.loads(line)["step"] for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_metric_writer_drops_records_after_the_resume_step(tmp_path):
+  writer = metrics.MetricWriter(tmp_path, resume_step=0)
+  for step in (10, 20, 30):
+    writer.write(step, {"loss": 1.0 / step})
+  writer.close()
+  with (tmp_path / "metrics.jsonl").open("a") as f:
+    f.write('{"step": 40, "lo')  # a record half-written by a kill
+  # Resumed from the checkpoint at step 20: the records of steps the run will redo are dropped,
+  # the file is replaced whole (no temporary left), and new records follow the kept ones.
+  writer = metrics.MetricWriter(tmp_path, resume_step=20)
+  writer.write(30, {"loss": 0.5})
+  writer.close()
+  assert _steps(tmp_path) == [10, 20, 30]
+  assert not list(tmp_path.glob("*.tmp"))
+  # Restarted from scratch (no checkpoint): nothing of the earlier attempt is kept.
+  metrics.MetricWriter(tmp_path, resume_step=0).close()
+  assert (tmp_path / "metrics.jsonl").read_text() == ""

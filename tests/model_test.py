@@ -41,7 +41,16 @@ def rel_err(a, b) -> float:
   [
     (dict(blocks=("gdn", "mamba")), "unknown block kind 'mamba'"),
     (dict(blocks=()), "blocks is empty"),
-    (dict(window=0), "window must be >= 1"),
+    (dict(window=0), "window must be a positive integer, got 0"),
+    (dict(window=8.5), "window must be a positive integer, got 8.5"),
+    (dict(window=True), "window must be a positive integer, got True"),
+    (dict(head_dim=0), "head_dim must be a positive integer"),
+    (dict(gdn_value_dim=0), "gdn_value_dim must be a positive integer"),
+    (dict(num_kv_heads=0), "num_kv_heads must be a positive integer"),
+    (dict(norm_eps=-1.0), "norm_eps must be a positive number, got -1.0"),
+    (dict(rope_base=0.0), "rope_base must be a positive number"),
+    (dict(remat="yes"), "remat must be True or False, got 'yes'"),
+    (dict(sleep_final_window=1), "sleep_final_window must be True or False"),
     (dict(sleep_passes=0), "sleep_passes must be a positive integer"),
     (dict(sleep_input="dreams"), "sleep_input must be one of"),
     (dict(sleep_start="later"), "sleep_start must be one of"),
@@ -211,6 +220,15 @@ def _stream(model, toks, schedule=None):
   return jnp.concatenate(outs, 1), state
 
 
+def _assert_streaming_equals_forward(model):
+  toks = tokens(2, 13)  # Two full windows of 5 and a partial one.
+  full = model(toks)
+  stepped, _ = _stream(model, toks)
+  assert rel_err(stepped, full) < 1e-4
+  chunked, _ = _stream(model, toks, schedule=(3, 7, 1, 2))  # Cuts inside and across windows.
+  assert rel_err(chunked, full) < 1e-4
+
+
 @pytest.mark.parametrize("name", ["hybrid", "transformer", "transformer_full", "gdn"])
 @pytest.mark.parametrize("passes", [1, 2, 4])
 def test_model_streaming_equals_forward(name, passes):
@@ -230,12 +248,18 @@ def test_streaming_equals_forward_with_position_embeddings(name, passes):
   model = sleepnet.Model(
     tiny(name, sleep_passes=passes, position_embedding="window"), rngs=nnx.Rngs(0)
   )
-  toks = tokens(2, 13)
-  full = model(toks)
-  stepped, _ = _stream(model, toks)
-  assert rel_err(stepped, full) < 1e-4
-  chunked, _ = _stream(model, toks, schedule=(3, 7, 1, 2))
-  assert rel_err(chunked, full) < 1e-4
+  _assert_streaming_equals_forward(model)
+
+
+@pytest.mark.parametrize(
+  "changes",
+  [dict(sleep_input="tokens"), dict(sleep_start="fresh"), dict(sleep_final_window=True)],
+)
+def test_streaming_equals_forward_for_every_sleep_option(changes):
+  # Eviction in streaming re-runs _sleep from the saved window (its tokens and top hidden states,
+  # and for "fresh" the fast weights before it): each option takes another path through it.
+  model = sleepnet.Model(tiny("hybrid", sleep_passes=3, **changes), rngs=nnx.Rngs(0))
+  _assert_streaming_equals_forward(model)
 
 
 def test_position_embeddings_are_in_window_positions():

@@ -344,6 +344,26 @@ def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
   assert "\n".join(study_report.summary_lines(ROOT / "results")) in top
 
 
+def test_a_claim_failing_at_one_scale_says_where_it_passes(ci, tmp_path):
+  # The ci results of rule110 as two scales: every verdict FAIL at cpu; at cpu_long (a) passes.
+  results = json.loads((ci["out"] / "rule110" / "results.json").read_text())
+  cpu = results["scales"]["ci"]
+  cpu["verdicts"] = [dict(v, status=verdicts.FAIL) for v in cpu["verdicts"]]
+  long = json.loads(json.dumps(cpu))
+  long["verdicts"][0]["status"] = verdicts.PASS
+  results["scales"] = {"cpu": cpu, "cpu_long": long}
+  (tmp_path / "rule110").mkdir()
+  (tmp_path / "rule110" / "results.json").write_text(json.dumps(results))
+  study_report.write_index(tmp_path)
+  text = (tmp_path / "README.md").read_text()
+  failing = text.split("## Where a claim does not reproduce")[1].split("\n## ")[0]
+  lines = [x for x in failing.splitlines() if x.startswith("- rule110")]
+  assert len(lines) == 7, lines  # four at cpu, three at cpu_long
+  for line in lines:
+    passes_elsewhere = line.startswith("- rule110 [cpu], claim (a)")
+    assert line.endswith(" It passes at `cpu_long` (above).") == passes_elsewhere, line
+
+
 def test_readme_summary_marks_studies_whose_verdicts_compare_no_skill(tmp_path):
   def merged(hybrid_learned):
     learned = {"excess": 0.1, "tol": 0.01, "learned": hybrid_learned}
@@ -379,7 +399,10 @@ def test_readme_summary_marks_studies_whose_verdicts_compare_no_skill(tmp_path):
   assert "† rule110 [cpu]: no model learned the task" in lines[2]
   assert "‡ depo [cpu]: no model followed the edges" in lines[2]
   assert "§ gsm_realistic [cpu]: the hybrid and sleep models learned nothing" in lines[2]
-  assert "gsm_symbolic [cpu]" in lines[2] and "Devices: cpu scale on cpu: test." in lines[2]
+  assert (
+    "gsm_symbolic [cpu]" in lines[2]
+    and "Devices: cpu scale on cpu: test (rule110, depo, gsm_realistic)." in lines[2]
+  )
 
 
 def test_a_run_directory_of_another_run_is_refused(ci):
@@ -574,11 +597,12 @@ def test_the_scale_table_meets_the_study_design():
     assert g["seq_len"] // g["window"] >= 3  # the problem spans several windows
 
 
-def test_cpu_long_is_the_cpu_scale_trained_longer_for_the_verdict_variants():
-  study = studies.STUDIES["rule110"]
+@pytest.mark.parametrize("name, factor", [("rule110", 3), ("gsm_symbolic", 2)])
+def test_cpu_long_is_the_cpu_scale_trained_longer_for_the_verdict_variants(name, factor):
+  study = studies.STUDIES[name]
   cpu, long = study.scales["cpu"], study.scales["cpu_long"]
   assert studies.scale_names(study) == ["cpu", "cpu_long", "gpu"]
-  assert long.num_steps == 3 * cpu.num_steps
+  assert long.num_steps == factor * cpu.num_steps
   # The same models, task, test set, seeds and optimizer: only the budget and the variants differ.
   differ = {"variants", "num_steps", "checkpoint_every", "note", "tried", "probes"}
   for field in dataclasses.fields(studies.Scale):
@@ -587,16 +611,23 @@ def test_cpu_long_is_the_cpu_scale_trained_longer_for_the_verdict_variants():
   needed = {
     v for vid in verdicts.TITLES for v in verdicts.NEEDS[vid] + verdicts.ALSO_USES.get(vid, ())
   }
-  assert set(long.variants) == needed and set(long.variants) <= set(cpu.variants)
+  assert set(long.variants) <= set(cpu.variants)
+  assert long.variants[: len(needed)] == verdicts.VARIANTS_BY_NEED  # --todo's order first
+  for v in long.variants[len(needed) :]:  # then ablations of the N = 4 sleep model only
+    assert studies.VARIANTS[v].group == "ablation", v
   assert long.num_steps % long.checkpoint_every == 0
   # Its commands are the cpu scale's with the step count (and checkpoint spacing) changed.
-  (a,) = studies.runs_of("rule110", "cpu", ["sleep4"], [0], pathlib.Path("runs"))
-  (b,) = studies.runs_of("rule110", "cpu_long", ["sleep4"], [0], pathlib.Path("runs"))
+  (a,) = studies.runs_of(name, "cpu", ["sleep4"], [0], pathlib.Path("runs"))
+  (b,) = studies.runs_of(name, "cpu_long", ["sleep4"], [0], pathlib.Path("runs"))
   changed = {x.replace("/cpu/", "/SCALE/") for x in a.stages[0].argv} ^ {
     x.replace("/cpu_long/", "/SCALE/") for x in b.stages[0].argv
   }
   assert {x.split("=")[0] for x in changed} == {"--config.num_steps", "--config.checkpoint_every"}
-  # The other studies have no such scale, and --scale cpu_long says so by name.
+  # The index's description of the scale names it and its factor.
+  assert f"{name} {factor}x" in study_report._cpu_long_factors()
+
+
+def test_a_study_without_cpu_long_refuses_it_by_name():
   assert "cpu_long" not in studies.STUDIES["depo"].scales
   with pytest.raises(ValueError, match="unknown scale 'cpu_long'; valid scales: ci, cpu, gpu"):
     studies.get_scale(studies.STUDIES["depo"], "cpu_long")
@@ -929,15 +960,31 @@ def test_a_deepest_gain_within_sampling_noise_is_not_growth():
   assert verdicts.gain_grows_with_depth(acc, ds, n).status == verdicts.PASS
 
 
+def test_git_info_without_a_repository_takes_the_commit_the_command_names(tmp_path, monkeypatch):
+  monkeypatch.delenv(study_runs.GIT_ENV, raising=False)
+  assert study_runs.git_info(tmp_path) == {"commit": "unknown", "dirty": None}
+  monkeypatch.setenv(study_runs.GIT_ENV, "abc123+dirty")
+  info = study_runs.git_info(tmp_path)
+  assert info["commit"] == "abc123" and info["dirty"] is True
+  monkeypatch.setenv(study_runs.GIT_ENV, "abc123")
+  assert study_runs.git_info(tmp_path)["dirty"] is False
+  # Inside a repository, git's own answer wins.
+  assert study_runs.git_info()["commit"] != "abc123"
+
+
 def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_path):
   # Nothing is run: --todo only reads results/<study>/slices.
   out, runs = tmp_path / "results", tmp_path / "runs"
   base = ["--study", "depo", "--scale", "gpu", "--out", str(out), "--runs", str(runs), "--todo"]
   text = reproduce(*base, "--only", "hybrid,sleep4")
   assert "depo/gpu: 6 of 6 runs to do (120000 training steps)" in text
+  head = study_runs.git_info()
+  commit = f"SLEEPNET_GIT_COMMIT={head['commit']}{'+dirty' if head['dirty'] else ''}"
   assert (
-    "hybrid: seeds 0,1,2 [verdicts a, b, d]  (device: bash scripts/gpu_slice.sh depo hybrid 540)"
+    f"hybrid: seeds 0,1,2 [verdicts a, b, d]  (device: {commit} bash scripts/gpu_slice.sh depo "
+    "hybrid 580)"
   ) in text
+  assert "send it with timeout_s 580" in text
   # A finished slice made by today's commands counts as done; a failed one, or one made by other
   # commands, does not.
   (run,) = studies.runs_of("depo", "gpu", ["hybrid"], [1], runs)
@@ -948,8 +995,8 @@ def test_todo_lists_the_runs_without_a_finished_slice_of_todays_commands(tmp_pat
   text = reproduce(*base, "--only", "hybrid,sleep4")
   assert "5 of 6 runs to do" in text
   assert (
-    "hybrid: seeds 0,2 [verdicts a, b, d]  (device: SEEDS=0,2 bash scripts/gpu_slice.sh depo "
-    "hybrid 540)"
+    f"hybrid: seeds 0,2 [verdicts a, b, d]  (device: {commit} SEEDS=0,2 bash "
+    "scripts/gpu_slice.sh depo hybrid 580)"
   ) in text
   for status, commands in (("failed", spec), ("ok", dict(spec, env={"X": "1"}))):
     (slices / run.slice_name).write_text(json.dumps({"status": status, "commands": commands}))
@@ -1006,7 +1053,7 @@ def test_todo_names_runs_that_resume_from_checkpoints_here(tmp_path):
   text = reproduce(*base, "--only", "hybrid,sleep4_2stage")
   expected = f"hybrid/seed2 at step 5000; sleep4_2stage/seed0 at step {stage1.num_steps + 1000}"
   assert f"resume from checkpoints here ({expected}): carry " in text
-  assert text.rstrip().endswith("rule110/gpu")
+  assert "rule110/gpu/VARIANT with that variant's command" in text
   assert "resume" not in reproduce(*base, "--only", "sleep2")
 
 
@@ -1058,3 +1105,47 @@ def test_gain_by_difficulty_marks_only_gains_clear_of_sampling_and_seed_noise():
   del acc["sleep4"]
   assert verdicts.gain_by_difficulty(acc, ds, examples) == []
   assert study_report.gain_line({"gains": []}, "t") == study_report.gain_line({}, "t") == ""
+
+
+def test_ablation_costs_compare_sleep4_with_each_ablation_in_both_directions():
+  ds = [1, 2, 3]
+  examples = dict.fromkeys(ds, 512)
+  acc = {
+    "sleep4": {1: [1.0, 1.0], 2: [0.85, 0.90], 3: [0.50, 0.49]},
+    # 2: sleep4 clearly ahead; 3: the ablation clearly ahead (a clear loss of sleep4).
+    "sleep4_tokens": {1: [1.0, 1.0], 2: [0.40, 0.45], 3: [0.70, 0.72]},
+    # Within noise everywhere: 3 differs by 0.01 over 1024 answers each.
+    "sleep4_fresh": {1: [1.0, 1.0], 2: [0.86, 0.88], 3: [0.50, 0.51]},
+  }
+  rows = verdicts.gain_by_difficulty(acc, ds, examples, "sleep4", "sleep4_tokens")
+  by = {r["difficulty"]: r for r in rows}
+  assert by[2]["gain"] == pytest.approx(0.45) and by[2]["clear"] and not by[2]["clear_loss"]
+  assert by[3]["gain"] == pytest.approx(-0.215) and by[3]["clear_loss"] and not by[3]["clear"]
+  assert not by[1]["clear"] and not by[1]["clear_loss"]
+  fresh = verdicts.gain_by_difficulty(acc, ds, examples, "sleep4", "sleep4_fresh")
+  assert not any(r["clear"] or r["clear_loss"] for r in fresh)
+  merged = {
+    "variants": {
+      "sleep4_tokens": {"label": "sleep, N = 4, re-feeding tokens"},
+      "sleep4_fresh": {"label": "sleep, N = 4, fresh pass start"},
+    },
+    "ablation_costs": {"sleep4_tokens": rows, "sleep4_fresh": fresh},
+  }
+  line = study_report.ablation_line(merged, "t")
+  assert "re-feeding tokens: t=1 +0.000, t=2 +0.450 (clear), t=3 -0.215 (clear loss);" in line
+  assert "fresh pass start: t=1 +0.000, t=2 +0.005, t=3 -0.010." in line
+  assert "sleep, N = 4, re-feeding" not in line  # the common prefix is dropped
+  # No ablations (or no sleep4 to compare them with): no line.
+  assert study_report.ablation_line({"variants": {}, "ablation_costs": {"x": []}}, "t") == ""
+  assert study_report.ablation_line({}, "t") == ""
+
+
+def test_cpu_long_refuses_an_ablation_the_cpu_scale_lacks():
+  cpu = studies.STUDIES["gsm_symbolic"].scales["cpu"]
+  with pytest.raises(ValueError, match="'sleep4_tokens' is not an ablation variant"):
+    studies._trained_longer(cpu, 2, note="x", ablations=("sleep4_tokens",))
+  rule110 = studies.STUDIES["rule110"].scales["cpu"]
+  with pytest.raises(ValueError, match="'sleep2' is not an ablation variant"):
+    studies._trained_longer(rule110, 2, note="x", ablations=("sleep2",))
+  long = studies._trained_longer(rule110, 2, note="x", ablations=("sleep4_fresh",))
+  assert long.variants[-1] == "sleep4_fresh"

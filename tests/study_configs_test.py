@@ -34,6 +34,7 @@ def test_every_gpu_command_builds_and_its_train_step_traces(study_name, tmp_path
       config = studies.parse_command(stage.argv)
       assert config.num_steps == stage.num_steps and config.seed == 0
       model_config, task = train.resolve(config)
+      train.check_eval(config)
       example = pipeline.TaskSource(config.task_name, task, seed=0, split="train")[0]
       length = example["tokens"].shape[-1]
       assert length == example["loss_mask"].shape[-1] and example["loss_mask"].any()

@@ -1,11 +1,16 @@
 """Properties of every task: determinism, lossless text, layout, loss mask, disjoint splits."""
 
+import dataclasses
 import hashlib
+import json
+import pathlib
 
 import numpy as np
 import pytest
 
-from sleepnet.tasks import TASKS, Role, config_from_overrides, get_task, role_windows
+from sleepnet.tasks import TASKS, Role, config_from_overrides, datasets, get_task, role_windows
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 NAMES = list(TASKS)
 
@@ -158,3 +163,49 @@ def test_train_and_test_are_disjoint(name):
   assert not {e.tokens.tobytes() for e in train} & {e.tokens.tobytes() for e in test}
   # The same seed and index give different examples in the two splits.
   assert all(not np.array_equal(a.tokens, b.tokens) for a, b in zip(train, test, strict=True))
+
+
+def test_generators_match_their_recorded_fingerprints():
+  # A failure means a generator's output changed. If that is intended, bump
+  # TaskDatasetBuilder.VERSION (prepared evaluation sets are cached under it) and run
+  # `python scripts/task_fingerprints.py --write`; results made with the old task are outdated.
+  recorded = json.loads((ROOT / "data" / "task_fingerprints.json").read_text())
+  assert recorded["version"] == str(datasets.TaskDatasetBuilder.VERSION), (
+    "the builders' VERSION changed: rerun scripts/task_fingerprints.py --write"
+  )
+  assert set(recorded["digests"]) == set(TASKS)
+  for name in NAMES:
+    assert datasets.generator_fingerprint(name) == recorded["digests"][name], name
+
+
+def test_the_fingerprint_sees_a_change_to_one_example(monkeypatch):
+  spec = get_task("rule110")
+  before = datasets.generator_fingerprint("rule110")
+  real = spec.generate
+
+  def changed(config, seed, index, split="train"):
+    ex = real(config, seed, index, split)
+    if index == 5 and split == "test":
+      ex.tokens[-1] += 1  # one token of one example
+    return ex
+
+  altered = dataclasses.replace(spec, generate=changed)
+  monkeypatch.setattr(datasets.registry, "get_task", lambda name: altered)
+  assert datasets.generator_fingerprint("rule110") != before
+
+
+def test_the_fingerprint_script_checks_and_writes(tmp_path, monkeypatch, capsys):
+  import sys
+
+  sys.path.insert(0, str(ROOT / "scripts"))
+  try:
+    import task_fingerprints
+  finally:
+    sys.path.remove(str(ROOT / "scripts"))
+  assert task_fingerprints.main([]) == 0  # the committed file matches the generators
+  assert "matches" in capsys.readouterr().out
+  monkeypatch.setattr(task_fingerprints, "FILE", tmp_path / "f.json")
+  assert task_fingerprints.main([]) == 1  # nothing recorded there yet
+  assert task_fingerprints.main(["--write"]) == 0
+  assert json.loads((tmp_path / "f.json").read_text()) == task_fingerprints.current()
+  assert task_fingerprints.main([]) == 0

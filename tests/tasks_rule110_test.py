@@ -74,7 +74,7 @@ def test_generator_rollout_matches_solver_on_wide_states():
 
 
 def test_prototype_layout_fits_exactly():
-  # PROTOTYPE.md: L = W + 1, two windows: [BOS] x⁰ | [QUERY_t] x^t.
+  # The prototype layout: L = W + 1, two windows: [BOS] x⁰ | [QUERY_t] x^t.
   cfg = Rule110Config(width=16, window=17, seq_len=34)
   ex = generate(cfg, 0, 0)
   assert (ex.roles[:17] == Role.FACT).all()

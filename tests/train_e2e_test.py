@@ -77,6 +77,34 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert data == {"next_index": step}
 
 
+def test_sigterm_saves_the_step_reached_and_the_relaunch_resumes_there(tmp_path):
+  # Checkpoints only at the last step: without the SIGTERM save, every step would be lost.
+  # Reports every 7 steps: the stop reports the steps since the last one as well.
+  workdir = tmp_path / "run"
+  args = [*TINY, "--config.checkpoint_every=100", "--config.log_every=7"]
+  with open(tmp_path / "stopped.log", "w") as log:
+    p = start("sleepnet.main", *args, f"--workdir={workdir}", log=log)
+    deadline = time.time() + 240
+    while not ((workdir / "metrics.jsonl").exists() and len(losses(workdir)) >= 2):
+      assert p.poll() is None and time.time() < deadline, "the run ended before training"
+      time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=120)
+  text = (tmp_path / "stopped.log").read_text()
+  assert p.returncode == 128 + signal.SIGTERM, text[-3000:]
+  (stopped_at,) = saved_steps(workdir)
+  assert 14 <= stopped_at < 100, "the run finished before SIGTERM: the test proves nothing"
+  assert f"stopped by SIGTERM after step {stopped_at} of 100" in text
+  assert max(losses(workdir)) == stopped_at  # every step it trained is logged and saved
+
+  with open(tmp_path / "resumed.log", "w") as log:
+    run("sleepnet.main", *args, f"--workdir={workdir}", log=log)
+  assert f"resumed from step {stopped_at} " in (tmp_path / "resumed.log").read_text()
+  logged = sorted(losses(workdir))
+  assert logged == sorted({*range(7, 101, 7), stopped_at, 100})
+  assert saved_steps(workdir) == [stopped_at, 100]
+
+
 def tensorboard_tags(directory):
   """Scalar tags in TensorBoard event files (TFRecord framing around Event protos)."""
   from tensorboardX.proto import event_pb2

@@ -43,7 +43,16 @@ def test_misspelled_config_key_is_named_by_the_flag_parser(tmp_path):
   )  # fmt: skip
   assert r.returncode != 0
   assert "sleep_pases" in r.stderr and 'Did you mean "sleep_passes"' in r.stderr
+  assert "override names a key the config does not have: 'sleep_pases'" in r.stderr
+  assert "Traceback" not in r.stderr  # a typo, not a crash
   assert not (tmp_path / "config.json").exists()
+  # A key with no near miss, and one under a missing sub-config, are named the same way.
+  for override, key in (("--config.bogus=1", "bogus"), ("--config.model.nope.x=1", "nope")):
+    r = run_main(
+      "--config", "experiments/rule110.py:smoke", "--workdir", str(tmp_path), override
+    )  # fmt: skip
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"override names a key the config does not have: '{key}'" in r.stderr
 
 
 def test_bad_value_in_the_config_argument_lists_the_valid_ones(tmp_path):
@@ -118,17 +127,36 @@ def test_bad_model_field_and_batch_split(tmp_path):
 
 
 def test_workdir_with_a_different_config_is_refused(trained, tmp_path):
-  before = (trained / "config.json").read_text()
+  workdir = tmp_path / "run"
+  shutil.copytree(trained, workdir)  # the relaunch below rewrites config.json
+  before = (workdir / "config.json").read_text()
   other = tiny_config(**{"optimizer.lr": 0.1, "model.sleep_passes": 2})
   with pytest.raises(checkpoint.CheckpointError) as e:
-    train.train_and_evaluate(other, str(trained))
+    train.train_and_evaluate(other, str(workdir))
   message = str(e.value)
-  assert str(trained) in message and "different config" in message
+  assert str(workdir) in message and "different config" in message
   assert "model.sleep_passes: 1 -> 2" in message and "optimizer.lr: 0.003 -> 0.1" in message
-  assert (trained / "config.json").read_text() == before  # not overwritten
+  assert (workdir / "config.json").read_text() == before  # not overwritten
   # Keys that do not change the trajectory may change on relaunch (here: nothing to train).
-  out = train.train_and_evaluate(tiny_config(log_every=7), str(trained))
+  changed = {"log_every": 7, "data_threads": 1, "data_prefetch": 3}
+  out = train.train_and_evaluate(tiny_config(**changed), str(workdir))
   assert out["step"] == 100
+
+
+def test_deleting_config_json_does_not_let_another_config_take_a_run_over(trained, tmp_path):
+  workdir = tmp_path / "run"
+  shutil.copytree(trained, workdir)
+  (workdir / "config.json").unlink()
+  other = tiny_config(**{"optimizer.lr": 0.1})
+  # The latest checkpoint's own copy of the config is compared instead, and named.
+  with pytest.raises(checkpoint.CheckpointError) as e:
+    checkpoint.claim_workdir(workdir, other)
+  assert f"({workdir / 'checkpoints' / '100'})" in str(e.value)
+  assert "optimizer.lr: 0.003 -> 0.1" in str(e.value)
+  assert not (workdir / "config.json").exists()
+  # The run's own config still resumes (nothing left to train) and restores config.json.
+  assert train.train_and_evaluate(tiny_config(), str(workdir))["step"] == 100
+  assert checkpoint.load_config(workdir).optimizer.lr == 0.003
 
 
 def test_a_run_saved_before_a_config_key_existed_still_resumes_and_evaluates(trained, tmp_path):
@@ -266,3 +294,24 @@ def test_bad_task_field(tmp_path):
   with pytest.raises(train.ConfigError, match=r"config.task: rule110: t_max=99"):
     train.resolve(tiny_config(**{"task.t_max": 99}))
   assert get_task("rule110").tokenizer.vocab_size == tiny_config().model.vocab_size
+
+
+@pytest.mark.parametrize(
+  "key, value, message",
+  [
+    ("eval.split", "dev", r"config.eval.split='dev' is not one of \['train', 'test'\]"),
+    ("eval.sleep_passes", (1, 0), r"config.eval.sleep_passes=\(1, 0\) must be one or more"),
+    ("eval.sleep_passes", (), r"config.eval.sleep_passes=\(\) must be one or more"),
+    ("eval.batch_size", 0, r"config.eval.batch_size=0 must be >= 1"),
+    ("eval.num_train", -1, r"config.eval.num_train=-1 must be >= 0"),
+    ("eval.num_test", 0, r"config.eval.num_test=0: the test split evaluated when training ends"),
+  ],
+)
+def test_bad_eval_settings_stop_before_training(tmp_path, key, value, message):
+  with pytest.raises(train.ConfigError, match=message):
+    train.train_and_evaluate(tiny_config(**{key: value, "eval.at_end": True}), str(tmp_path))
+  assert not (tmp_path / "config.json").exists()  # refused before the workdir was claimed
+
+
+def test_an_empty_test_split_is_fine_when_training_does_not_evaluate(tmp_path):
+  train.check_eval(tiny_config(**{"eval.num_test": 0, "eval.at_end": False}))

@@ -89,10 +89,32 @@ def builder_config(
   )
 
 
+def generator_fingerprint(task: str, *, seed: int = 0, count: int = 16) -> str:
+  """A digest of the first `count` examples of both splits of `task`'s default config.
+
+  Prepared datasets are cached under their builder's VERSION, so a generator whose output
+  changes must come with a new VERSION; `tests/tasks_common_test.py` compares these digests with
+  data/task_fingerprints.json (rewritten by `scripts/task_fingerprints.py --write`) to catch a
+  change made without one.
+  """
+  spec = registry.get_task(task)
+  config = spec.default_config()
+  h = hashlib.sha256()
+  for split in base.SPLITS:
+    for i in range(count):
+      ex = spec.generate(config, seed, i, split)
+      for array in (ex.tokens, ex.loss_mask, ex.roles):
+        h.update(np.ascontiguousarray(array).tobytes())
+      h.update(json.dumps([ex.difficulty, ex.facts], sort_keys=True, default=str).encode())
+  return h.hexdigest()[:16]
+
+
 class TaskDatasetBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """The shared builder; each task subclass sets TASK."""
 
   TASK: ClassVar[str]
+  # Bump it with every change to what a generator outputs (see `generator_fingerprint`): the
+  # version names the directory a prepared dataset is cached in.
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES: ClassVar[dict[str, str]] = {"1.0.0": "First version."}
 
