@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from sleepnet import layers
@@ -104,7 +105,11 @@ class Model(nnx.Module):
   # Whole sequences.
 
   def __call__(self, tokens: jax.Array, *, sleep_passes: int | None = None) -> jax.Array:
-    """Logits for every position of int32 `tokens` [B, T] (any T >= 1), as float32 [B, T, V]."""
+    """Logits for every position of int32 `tokens` [B, T] (any T >= 1), as float32 [B, T, V].
+
+    Token ids must lie in [0, vocab_size): a concrete out-of-range id raises ValueError; under
+    an outer jit, where values are unknown, it is undefined (see `_check_tokens`).
+    """
     return self.forward(tokens, sleep_passes=sleep_passes)[0]
 
   def forward(
@@ -115,7 +120,7 @@ class Model(nnx.Module):
     The final window sleeps only if `config.sleep_final_window`; that changes the returned
     fast weights, never the logits.
     """
-    tokens = _check_tokens(tokens)
+    tokens = _check_tokens(tokens, self.config.vocab_size)
     return self.forward_embeddings(self.embed_tokens(tokens), sleep_passes=sleep_passes)
 
   def embed_tokens(self, tokens: jax.Array, start: jax.Array | int = 0) -> jax.Array:
@@ -199,11 +204,11 @@ class Model(nnx.Module):
   ) -> tuple[jax.Array, ModelState]:
     """Feeds one token per row, int32 [B]; returns logits [B, V] and the new state.
 
-    If the window is full, the model first sleeps on it and clears the cache.
+    If the window is full, the model first sleeps on it and clears the cache. B must be the
+    state's batch size, and ids must lie in [0, vocab_size) (ValueError otherwise).
     """
-    token = jnp.asarray(token)
-    if token.ndim != 1:
-      raise ValueError(f"step expects one token per row, shape [B]; got shape {token.shape}.")
+    token = _check_tokens(token, self.config.vocab_size, rank=1)
+    _check_batch(state, token.shape[0])
     self._check_room(state, 1)
     logits, state = _compiled(self, _step_jit)(token, state, self._passes(sleep_passes))
     return logits, state
@@ -216,7 +221,8 @@ class Model(nnx.Module):
     The chunk may cross window boundaries: it is cut there, and the model sleeps in between.
     """
     n = self._passes(sleep_passes)
-    tokens = _check_tokens(tokens)
+    tokens = _check_tokens(tokens, self.config.vocab_size)
+    _check_batch(state, tokens.shape[0])
     self._check_room(state, tokens.shape[1])
     window, pos = self.config.window, int(state.pos)
     out = []
@@ -358,13 +364,41 @@ class Model(nnx.Module):
       )
 
 
-def _check_tokens(tokens: jax.Array) -> jax.Array:
+def _check_tokens(tokens: jax.Array, vocab_size: int, *, rank: int = 2) -> jax.Array:
+  """int32 `tokens`, after checking shape, dtype and (on concrete values) the id range.
+
+  An id outside [0, vocab_size) has no embedding: a gather past the table gives NaN logits on
+  CPU, and −1 wraps to the last row, both silently. Concrete inputs are therefore checked here.
+  Under an outer `jax.jit` the values are unknown, the check is skipped and such ids are
+  undefined behaviour, as for any JAX gather.
+  """
   tokens = jnp.asarray(tokens)
-  if tokens.ndim != 2 or tokens.shape[1] < 1:
+  if rank == 2 and (tokens.ndim != 2 or tokens.shape[1] < 1):
     raise ValueError(f"tokens must have shape [B, T] with T >= 1; got shape {tokens.shape}.")
+  if rank == 1 and tokens.ndim != 1:
+    raise ValueError(f"step expects one token per row, shape [B]; got shape {tokens.shape}.")
   if not jnp.issubdtype(tokens.dtype, jnp.integer):
     raise ValueError(f"tokens must be integers (int32), got dtype {tokens.dtype}.")
+  if not isinstance(tokens, jax.core.Tracer) and tokens.size:
+    ids = np.asarray(tokens)
+    bad = (ids < 0) | (ids >= vocab_size)
+    if bad.any():
+      where = tuple(int(i) for i in np.argwhere(bad)[0])
+      raise ValueError(
+        f"token id {int(ids[where])} at index {where} is outside the vocabulary "
+        f"[0, {vocab_size}); {int(bad.sum())} of {ids.size} ids are out of range."
+      )
   return tokens.astype(jnp.int32)
+
+
+def _check_batch(state: ModelState, batch_size: int) -> None:
+  """Names both sizes, instead of the concatenate error the cache update would raise."""
+  expected = state.window_tokens.shape[0]
+  if batch_size != expected:
+    raise ValueError(
+      f"a batch of {batch_size} rows was fed to a streaming state of {expected} rows; "
+      f"build the state with model.init_state({batch_size}) or feed {expected} rows."
+    )
 
 
 # Streaming calls are jitted here, once per (model graph, shapes, N), so users get compiled steps

@@ -57,14 +57,21 @@ Numerics.
 * Differences would also add ±x pairs in the backward pass. Those pairs swamp the tiny true
   gradients of g under strong decay. With segment sums, ratios that are exactly one (D_ii, and
   the last token's decay to the chunk's end) carry no gradient at all.
-* T is unit lower triangular and comes from matrix products only (`_unit_lower_inverse`), so
-  the "solve" runs on matmul units.
+* T = (I + A)⁻¹ is computed by blocked forward substitution (`_unit_lower_inverse`), which is
+  as accurate as the per-token scan for any keys. It must not be a truncated series: keys that
+  point the same way with β near 1 (small vocabularies, trained models) make A's powers grow
+  combinatorially while T stays small, and an earlier product-of-factors inverse lost every
+  digit there (relative error 1e10 at c = 63 on near-parallel keys, β = 0.99, no decay).
+* On GPU/TPU, float32 matrix products may run as TF32 or bf16 passes by default, whose short
+  mantissas bring the same cancellation back. Every product here therefore asks for
+  `MATMUL_PRECISION` (HIGHEST: float32-exact) explicitly, in training, evaluation and decode.
 
 Chunks are balanced: a length-T input uses n = ⌈T / chunk_size⌉ chunks of ⌈T / n⌉ tokens.
 The few (< n) padding steps at the end use g = 0, β = 0 and k = q = v = 0. These identity steps
 leave S unchanged, and their outputs are dropped.
 """
 
+import functools
 import math
 from typing import Literal
 
@@ -75,9 +82,17 @@ from jax import lax
 
 _IMPLS = ("reference", "chunked")
 
-# Up to this size, (I + A)⁻¹ is the nilpotent product, about 2·log2(c) products of [c, c].
-# Above it, the recursive block split costs O(c³) in total instead of O(c³ log c).
-_INVERSE_LEAF = 16
+# Rows per diagonal block of the blocked forward substitution in `_unit_lower_inverse`: each
+# block costs that many dependent row updates, the rest is [16, ·] matrix products.
+_INVERSE_BLOCK = 16
+
+# Every product of the recurrence runs at full float32 precision, whatever the global
+# `jax_default_matmul_precision`: on GPU/TPU the default lets XLA use TF32 or bf16 passes, and
+# their 8–10-bit mantissas cancel in the triangular solve and the state update exactly as the
+# old series inverse did (module docstring, Numerics). The rest of the model keeps the
+# caller's precision, so mixed-precision training still runs its big matmuls fast.
+MATMUL_PRECISION = lax.Precision.HIGHEST
+_einsum = functools.partial(jnp.einsum, precision=MATMUL_PRECISION)
 
 
 def _validate(
@@ -134,10 +149,10 @@ def _step(
     The new state S_t and the output o_t = S_tᵀ q_t [b, h, v].
   """
   beta = beta[..., None, None]
-  kS = jnp.einsum("bhk,bhkv->bhv", k, S)  # k_tᵀ S_{t−1}
+  kS = _einsum("bhk,bhkv->bhv", k, S)  # k_tᵀ S_{t−1}
   S = jnp.exp(g)[..., None, None] * (S - beta * k[..., :, None] * kS[..., None, :])
   S = S + beta * k[..., :, None] * v[..., None, :]
-  return S, jnp.einsum("bhk,bhkv->bhv", q, S)
+  return S, _einsum("bhk,bhkv->bhv", q, S)
 
 
 def _reference(
@@ -149,44 +164,66 @@ def _reference(
   return jnp.moveaxis(o, 0, 1), S
 
 
-def _nilpotent_inverse(A: jax.Array) -> jax.Array:
-  """(I + A)⁻¹ for strictly lower triangular A [..., c, c].
+def _forward_substitution_inverse(A: jax.Array) -> jax.Array:
+  """(I + A)⁻¹ for strictly lower triangular A [..., b, b], row by row.
 
-  A is nilpotent (A^c = 0), so (I + A)⁻¹ = Σ_m (−A)^m = (I − A)(I + A²)(I + A⁴)⋯. The product
-  stops once the exponent reaches c, because every later factor is exactly I.
+  Row i of T = (I + A)⁻¹ solves T_i = e_i − Σ_{j<i} A_ij T_j, so each row needs only the rows
+  above it: b − 1 dependent vector-matrix products. Forward substitution is backward stable: its
+  error is bounded by the size of the true inverse, whatever the size of A's powers. (A series
+  Σ (−A)^m, evaluated as a product of factors, is not: with near-parallel keys and β ≈ 1 the
+  entries of A^m grow like binomial coefficients while T stays small, and float32 cancels.)
   """
-  c = A.shape[-1]
-  power = -A
-  inv = jnp.eye(c, dtype=A.dtype) + power
-  span = 2  # inv = Σ_{m<span} (−A)^m
-  while span < c:
-    power = power @ power  # (−A)^span
-    inv = inv + inv @ power
-    span *= 2
-  return inv
+  b = A.shape[-1]
+  T = jnp.broadcast_to(jnp.eye(b, dtype=A.dtype), A.shape)
+  for i in range(1, b):
+    # A_ij = 0 for j ≥ i, so the rows of T that are still identity rows do not contribute.
+    row = -_einsum("...j,...jm->...m", A[..., i, :], T)
+    T = T.at[..., i, :].set(row.at[..., i].add(1.0))
+  return T
 
 
 def _unit_lower_inverse(A: jax.Array) -> jax.Array:
-  """(I + A)⁻¹ for strictly lower triangular A [..., c, c], from matrix products only.
+  """(I + A)⁻¹ for strictly lower triangular A [..., c, c], exact up to float rounding.
 
-  A recursive 2×2 block inverse:
+  Blocked forward substitution, the way chunked linear-attention kernels invert their
+  [c, c] systems: the diagonal blocks of `_INVERSE_BLOCK` rows are inverted together by
+  `_forward_substitution_inverse` (one batched call), then the block rows below are solved in
+  order,
 
-    [[I + A11, 0], [A21, I + A22]]⁻¹ = [[T11, 0], [−T22 A21 T11, T22]].
+    T_ij = −T_ii Σ_{j≤m<i} A_im T_mj        (blocks; one [b, i·b] · [i·b, i·b] product each),
 
-  The two diagonal blocks are stacked on a new batch axis and inverted in one call, so each
-  level adds two half-size products. A triangular solve would be a sequential loop on most
-  backends. Also, in one fwd+bwd benchmark on the 2-core CPU (jax 0.10.2), the gradient of a
-  batched `solve_triangular` hung. This did not reproduce in isolation.
+  which is forward substitution on blocks and inherits its stability. A length that is not a
+  multiple of the block is padded with zero rows and columns: the padded system is
+  block-diagonal with an identity block, so its inverse restricted to the first c rows and
+  columns is exactly T. `lax.linalg.triangular_solve` would do the same work, but its
+  gradient on batched inputs was slow to compile on XLA:CPU; products keep it on matmul units.
   """
   c = A.shape[-1]
-  if c <= _INVERSE_LEAF or c % 2:
-    return _nilpotent_inverse(A)
-  h = c // 2
-  diag = _unit_lower_inverse(jnp.stack([A[..., :h, :h], A[..., h:, h:]]))
-  T11, T22 = diag[0], diag[1]
-  T21 = -(T22 @ (A[..., h:, :h] @ T11))
-  top = jnp.concatenate([T11, jnp.zeros_like(T11)], axis=-1)
-  return jnp.concatenate([top, jnp.concatenate([T21, T22], axis=-1)], axis=-2)
+  bs = _INVERSE_BLOCK
+  if c <= bs:
+    return _forward_substitution_inverse(A)
+  nb = -(-c // bs)
+  pad = nb * bs - c
+  if pad:
+    A = jnp.pad(A, [(0, 0)] * (A.ndim - 2) + [(0, pad), (0, pad)])
+  # Diagonal blocks [nb, ..., bs, bs], inverted in one batched call.
+  diag = _forward_substitution_inverse(
+    jnp.stack([A[..., i * bs : (i + 1) * bs, i * bs : (i + 1) * bs] for i in range(nb)])
+  )
+  T = diag[0]  # the inverse of the leading i·bs rows and columns, grown one block row at a time
+  for i in range(1, nb):
+    lo, hi = i * bs, (i + 1) * bs
+    below = -_einsum(
+      "...ij,...jm->...im", diag[i], _einsum("...ij,...jm->...im", A[..., lo:hi, :lo], T)
+    )
+    T = jnp.concatenate(
+      [
+        jnp.concatenate([T, jnp.zeros((*T.shape[:-1], bs), T.dtype)], axis=-1),
+        jnp.concatenate([below, diag[i]], axis=-1),
+      ],
+      axis=-2,
+    )
+  return T[..., :c, :c]
 
 
 def _chunk_step(
@@ -209,20 +246,20 @@ def _chunk_step(
   # so exp cannot overflow there; the second mask then zeroes the upper triangle.
   log_decay = jnp.cumsum(jnp.where(strict, g[..., :, None], 0.0), axis=-2)  # [b,h,c,c]
   D = jnp.where(incl, jnp.exp(log_decay), 0.0)
-  A = jnp.where(strict, beta[..., :, None] * D * jnp.einsum("bhik,bhjk->bhij", k, k), 0.0)
+  A = jnp.where(strict, beta[..., :, None] * D * _einsum("bhik,bhjk->bhij", k, k), 0.0)
   T = _unit_lower_inverse(A)  # [b,h,c,c] = (I + A)⁻¹
   gamma = jnp.exp(jnp.cumsum(g, axis=-1))  # [b,h,c] = γ_i
   Tb = T * beta[..., None, :]  # T diag(β)
-  U = jnp.einsum("bhij,bhjv->bhiv", Tb, v)  # Ũ
-  W = jnp.einsum("bhij,bhjk->bhik", Tb * gamma[..., None, :], k)  # T diag(βγ) K
-  U = U - jnp.einsum("bhik,bhkv->bhiv", W, S)  # residuals u_i for this S_0
-  P = jnp.einsum("bhik,bhjk->bhij", q, k) * D  # causal, decayed q·k
-  o = jnp.einsum("bhik,bhkv->bhiv", gamma[..., None] * q, S)
-  o = o + jnp.einsum("bhij,bhjv->bhiv", P, U)
+  U = _einsum("bhij,bhjv->bhiv", Tb, v)  # Ũ
+  W = _einsum("bhij,bhjk->bhik", Tb * gamma[..., None, :], k)  # T diag(βγ) K
+  U = U - _einsum("bhik,bhkv->bhiv", W, S)  # residuals u_i for this S_0
+  P = _einsum("bhik,bhjk->bhij", q, k) * D  # causal, decayed q·k
+  o = _einsum("bhik,bhkv->bhiv", gamma[..., None] * q, S)
+  o = o + _einsum("bhij,bhjv->bhiv", P, U)
   # Log-decay from each write to the chunk's end, Σ_{m>j} g_m: a segment sum again.
   g_after = jnp.pad(g[..., 1:], [(0, 0)] * (g.ndim - 1) + [(0, 1)])  # g_{j+1}; 0 at the end
   k_to_end = jnp.exp(lax.cumsum(g_after, axis=g.ndim - 1, reverse=True))[..., None] * k
-  S = gamma[..., -1, None, None] * S + jnp.einsum("bhik,bhiv->bhkv", k_to_end, U)
+  S = gamma[..., -1, None, None] * S + _einsum("bhik,bhiv->bhkv", k_to_end, U)
   return S, o
 
 
@@ -281,9 +318,9 @@ def gated_delta_rule(
   """Runs the gated delta rule over a sequence (the module docstring has the equations).
 
   Both implementations cast their inputs to float32 and accumulate in float32. Under
-  ``impl="chunked"``, a length-1 input takes the decode path: one recurrent step. Matrix
-  products use JAX's default precision. On GPU/TPU that default may use TF32 or bf16 passes, so
-  set ``jax_default_matmul_precision="highest"`` where float32-exact results matter.
+  ``impl="chunked"``, a length-1 input takes the decode path: one recurrent step. Every matrix
+  product runs at ``MATMUL_PRECISION`` (float32-exact, also on GPU/TPU, where the default
+  precision may use TF32 or bf16 passes).
 
   Args:
     q: queries [B, T, H, K], expected L2-normalised.

@@ -338,6 +338,24 @@ def test_bad_inputs_are_named():
     model(tokens(1, 5), sleep_passes=0)
   with pytest.raises(ValueError, match="one token per row"):
     model.step(jnp.zeros((1, 1), jnp.int32), model.init_state(1))
+  # Ids outside the vocabulary: NaN logits (past the table) and a wrap to the last row (−1)
+  # if unchecked; every entry point names the id and where it is.
+  bad = np.asarray(tokens(2, 6)).copy()
+  bad[1, 4] = VOCAB
+  with pytest.raises(
+    ValueError, match=rf"token id {VOCAB} at index \(1, 4\) is outside .*\[0, 13\)"
+  ):
+    model(jnp.asarray(bad))
+  bad[1, 4] = -1
+  with pytest.raises(ValueError, match=r"token id -1 at index \(1, 4\)"):
+    model.prefill(jnp.asarray(bad), model.init_state(2))
+  with pytest.raises(ValueError, match=r"token id 99 at index \(0,\)"):
+    model.step(jnp.asarray([99, 0]), model.init_state(2))
+  # A batch that does not match the streaming state: both sizes named.
+  with pytest.raises(ValueError, match="a batch of 3 rows was fed to a streaming state of 2 rows"):
+    model.step(jnp.zeros((3,), jnp.int32), model.init_state(2))
+  with pytest.raises(ValueError, match="a batch of 1 rows was fed to a streaming state of 2 rows"):
+    model.prefill(tokens(1, 4), model.init_state(2))
   full = sleepnet.Model(tiny("transformer_full", max_len=6), rngs=nnx.Rngs(0))
   state = full.init_state(1)
   _, state = full.prefill(tokens(1, 5), state)
