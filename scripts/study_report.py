@@ -941,6 +941,16 @@ def scale_markdown(study: studies.Study, scale_name: str, merged: Mapping[str, A
         f"- {r['ops']}-op: paper {r['paper_no_sleep']:.0%} -> {r['paper_sleep4']:.0%}; ours {text}"
       )
     lines += ["", PAPER_DIFFERENCES, ""]
+  if merged.get("superseded"):
+    lines += [
+      f"Superseded, kept in [`{SUPERSEDED}/`]({SUPERSEDED}/README.md) and left out of every "
+      "number here: " + ", ".join(merged["superseded"]) + ". They trained through the former "
+      "chunked delta rule, which at this scale's settings was far from the gated delta rule "
+      "([the audit](../chunked_kernel_audit.md)); the probes and earlier designs above that "
+      "trained GDN models (hybrid, sleep) ran through it too, so their numbers record that "
+      "kernel. Those runs are retrained with the exact kernel.",
+      "",
+    ]
   if merged["missing"]:
     lines += [f"Not run yet at this scale: {', '.join(merged['missing'])}.", ""]
   if merged["failed"]:
@@ -981,6 +991,17 @@ def study_markdown(study: studies.Study, results: Mapping[str, Any]) -> str:
 # Merge and index
 
 
+def superseded_runs(study_dir: pathlib.Path, scale_name: str) -> list[str]:
+  """`variant/seedK` of the slices in results/<study>/superseded/ at one scale: runs whose
+  numbers no longer stand (the folder's README says why) and that merges leave out."""
+  out = []
+  for path in sorted((study_dir / SUPERSEDED).glob(f"{scale_name}-*.json")):
+    data = json.loads(path.read_text())
+    if data.get("scale") == scale_name:
+      out.append(f"{data['variant']}/seed{data['seed']}")
+  return out
+
+
 def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> dict[str, Any]:
   """Merges results/<study>/slices/ into results.json, figures and README.md; returns the data."""
   study = studies.get_study(study_name)
@@ -1006,6 +1027,7 @@ def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> di
   study_dir.mkdir(parents=True, exist_ok=True)
   for name in names:
     merged = merge_scale(study, name, by_scale.get(name, []))
+    merged["superseded"] = superseded_runs(study_dir, name)
     if figures and merged["status"] == "results":
       merged["figures"] = draw_figures(study, name, merged, study_dir)
     elif figures:
@@ -1021,6 +1043,10 @@ def merge(study_name: str, out_dir: pathlib.Path, *, figures: bool = True) -> di
     update_readme_summary(studies.ROOT / "README.md", out_dir)
   return results
 
+
+# results/<study>/SUPERSEDED/ holds slices whose numbers no longer stand, with a README saying
+# why; merges never read them and the study page lists them.
+SUPERSEDED = "superseded"
 
 # The figures every merged scale draws (file suffix -> how the README names it).
 FIGURE_LABELS = {

@@ -301,6 +301,21 @@ def test_a_slice_made_by_older_settings_is_left_out_of_the_merge(ci, tmp_path):
   assert not list((tmp_path / "rule110").glob("ci_*.png"))
 
 
+def test_superseded_slices_are_left_out_and_listed(ci, tmp_path):
+  import shutil
+
+  shutil.copytree(ci["out"] / "rule110" / "slices", tmp_path / "rule110" / "slices")
+  superseded = tmp_path / "rule110" / study_report.SUPERSEDED
+  superseded.mkdir()
+  shutil.move(tmp_path / "rule110" / "slices" / "ci-sleep4-seed0.json", superseded)
+  merged = study_report.merge("rule110", tmp_path, figures=False)["scales"]["ci"]
+  assert merged["superseded"] == ["sleep4/seed0"]
+  assert "sleep4/seed0" in merged["missing"] and "sleep4" not in merged.get("variants", {})
+  page = (tmp_path / "rule110" / "README.md").read_text()
+  assert "Superseded, kept in [`superseded/`](superseded/README.md)" in page
+  assert "left out of every number here: sleep4/seed0." in page
+
+
 def test_readme_summary_states_every_verdict_by_status(ci, tmp_path):
   # The ci results of rule110, presented as if they were a cpu scale (verdicts as they came out).
   results = json.loads((ci["out"] / "rule110" / "results.json").read_text())
