@@ -153,6 +153,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train_sleep_passes = ()  # N drawn per step from these (e.g. (1, 2, 4)); (): model's N
 
   c.batch_size = 64  # global batch, split over the "data" mesh axis and the processes
+  c.grad_accum_steps = 1  # k > 1: each update runs as k microbatches of batch_size / k, in turn
   c.num_steps = 4000  # optimizer steps
   c.optimizer = ml_collections.ConfigDict()  # AdamW with warmup-cosine and global-norm clipping
   c.optimizer.lr = 1e-3  # peak learning rate, reached after the warmup

@@ -125,9 +125,14 @@ def resolve(
       f"config.model.vocab_size={model.vocab_size} is smaller than the {config.task_name} "
       f"tokenizer's {spec.tokenizer.vocab_size} tokens"
     )
-  for key in ("num_steps", "batch_size", "log_every", "checkpoint_every"):
-    if config[key] < 1:
-      raise ConfigError(f"config.{key}={config[key]} must be >= 1")
+  for key in ("num_steps", "batch_size", "log_every", "checkpoint_every", "grad_accum_steps"):
+    if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 1:
+      raise ConfigError(f"config.{key}={config[key]!r} must be an integer >= 1")
+  if config.batch_size % config.grad_accum_steps:
+    raise ConfigError(
+      f"config.batch_size={config.batch_size} does not split into "
+      f"config.grad_accum_steps={config.grad_accum_steps} equal microbatches"
+    )
   if not 0 <= config.optimizer.warmup_steps < config.num_steps:
     raise ConfigError(
       f"config.optimizer.warmup_steps={config.optimizer.warmup_steps} must be in "
@@ -177,6 +182,12 @@ def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
   try:
     mesh = sharding.make_mesh(config.mesh)
     sharding.check_batch_size(config.batch_size, mesh, "config.batch_size")
+    if config.grad_accum_steps > 1:
+      sharding.check_batch_size(
+        config.batch_size // config.grad_accum_steps,
+        mesh,
+        f"config.batch_size / config.grad_accum_steps ({config.grad_accum_steps})",
+      )
     sharding.check_batch_size(config.eval.batch_size, mesh, "config.eval.batch_size")
   except ValueError as e:
     raise ConfigError(f"config.mesh: {e}") from None
@@ -361,26 +372,53 @@ def make_train_step(
   `train_passes`). Metrics are replicated scalars: loss, accuracy (answer tokens), exact_match
   (examples), grad_norm, sleep_passes (the N this step trained with).
   """
-  seed = config.seed
   default_passes = config.model.sleep_passes
+  accum = config.grad_accum_steps
 
-  def loss_fn(params: Any, batch: Mapping[str, jax.Array], key: jax.Array, passes: int) -> Any:
-    del key  # the model has no dropout; stochastic layers would draw from this per-step key
+  def loss_fn(params: Any, batch: Mapping[str, jax.Array], passes: int, count: jax.Array) -> Any:
+    """(this (micro)batch's summed answer cross-entropy / `count`, per-example statistics)."""
     model = nnx.merge(graphdef, params)
     tokens = batch["tokens"]
     logits = model(tokens[:, :-1], sleep_passes=passes)
     stats = answer_stats(logits, tokens[:, 1:], batch["loss_mask"][:, 1:])
-    loss = stats["ce"].sum() / jnp.maximum(stats["count"].sum(), 1.0)
-    return loss, stats
+    return stats["ce"].sum() / count, stats
+
+  def loss_and_grads(params: Any, batch: Mapping[str, jax.Array], passes: int) -> Any:
+    """The loss (mean cross-entropy over the batch's answer tokens), its gradient, statistics.
+
+    With `grad_accum_steps = k` the batch runs as k microbatches in a `lax.scan`, one at a
+    time (the activation memory of B/k examples). Each microbatch's cross-entropy is divided by
+    the whole batch's answer-token count, so the gradients add up to those of one pass over the
+    batch, up to float32 summation order.
+    """
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    count = jnp.maximum(batch["loss_mask"][:, 1:].sum().astype(jnp.float32), 1.0)
+    if accum == 1:
+      (loss, stats), grads = grad_fn(params, batch, passes, count)
+      return loss, grads, stats
+    # Microbatch i takes rows i, i + k, ...: the row axis stays split over "data" evenly.
+    micro = jax.tree.map(
+      lambda x: x.reshape(x.shape[0] // accum, accum, *x.shape[1:]).swapaxes(0, 1), batch
+    )
+
+    def one(acc: Any, mb: Mapping[str, jax.Array]) -> tuple[Any, Any]:
+      (part, st), g = grad_fn(params, mb, passes, count)
+      loss, grads = acc
+      return (loss + part, jax.tree.map(jnp.add, grads, g)), st
+
+    zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+    (loss, grads), stats = jax.lax.scan(one, zeros, micro)
+    stats = jax.tree.map(lambda x: x.swapaxes(0, 1).reshape(-1), stats)  # back to row order
+    return loss, grads, stats
 
   def step(
     state: State, batch: Mapping[str, jax.Array], passes: int | None = None
   ) -> tuple[State, dict[str, jax.Array]]:
-    # Randomness is a function of (seed, step) only, so a resumed run repeats it exactly.
-    key = jax.random.fold_in(jax.random.key(seed), state["step"])
     passes = default_passes if passes is None else passes
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, stats), grads = grad_fn(state["params"], batch, key, passes)
+    # The model has no dropout. A stochastic layer would draw from a key that is a function of
+    # (seed, step) only, such as fold_in(key(config.seed), state["step"]), so that a resumed
+    # run repeats it exactly.
+    loss, grads, stats = loss_and_grads(state["params"], batch, passes)
     updates, opt = tx.update(grads, state["opt"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     has_answer = (stats["count"] > 0).astype(jnp.float32)
