@@ -61,7 +61,7 @@ def main(argv: list[str]) -> None:
     sys.exit(f"error: {e}")
   except train.PreemptedError as e:
     logging.warning("%s", e)
-    print(f"stopped: {e}", file=sys.stderr)
+    print(e, file=sys.stderr)
     sys.exit(128 + signal.SIGTERM)  # the status a SIGTERM'd process has, as schedulers expect
 
 

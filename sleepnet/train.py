@@ -581,8 +581,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     writer.close()
   if stopped_at is not None:
     raise PreemptedError(
-      f"stopped by SIGTERM after step {stopped_at} of {config.num_steps}, which is saved in "
-      f"{mngr.directory}; relaunch the same command to resume"
+      f"preempted at step {stopped_at} of {config.num_steps} (SIGTERM); that step is saved in "
+      f"{mngr.directory}: relaunch the same command to resume"
     )
 
   results = None

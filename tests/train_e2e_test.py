@@ -9,7 +9,11 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 import tiny_run
+
+from sleepnet import train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = tiny_run.flags()
@@ -77,7 +81,7 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert data == {"next_index": step}
 
 
-def test_sigterm_saves_the_step_reached_and_the_relaunch_resumes_there(tmp_path):
+def test_sigterm_saves_the_step_reached_and_the_relaunch_resumes_there(trained, tmp_path):
   # Checkpoints only at the last step: without the SIGTERM save, every step would be lost.
   # Reports every 7 steps: the stop reports the steps since the last one as well.
   workdir = tmp_path / "run"
@@ -94,7 +98,7 @@ def test_sigterm_saves_the_step_reached_and_the_relaunch_resumes_there(tmp_path)
   assert p.returncode == 128 + signal.SIGTERM, text[-3000:]
   (stopped_at,) = saved_steps(workdir)
   assert 14 <= stopped_at < 100, "the run finished before SIGTERM: the test proves nothing"
-  assert f"stopped by SIGTERM after step {stopped_at} of 100" in text
+  assert f"preempted at step {stopped_at} of 100 (SIGTERM)" in text
   assert max(losses(workdir)) == stopped_at  # every step it trained is logged and saved
 
   with open(tmp_path / "resumed.log", "w") as log:
@@ -103,6 +107,18 @@ def test_sigterm_saves_the_step_reached_and_the_relaunch_resumes_there(tmp_path)
   logged = sorted(losses(workdir))
   assert logged == sorted({*range(7, 101, 7), stopped_at, 100})
   assert saved_steps(workdir) == [stopped_at, 100]
+  # The preempted-and-relaunched run ends where an uninterrupted one does (`trained` is the same
+  # config trained straight through): the same parameters, bit for bit.
+  got, want = (final_params(w) for w in (workdir, trained))
+  assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def final_params(workdir):
+  config = tiny_run.config()
+  model_config, _ = train.resolve(config)
+  _, _, params, step = train.restore_params(config, model_config, workdir)
+  assert step == 100
+  return jax.tree.leaves(jax.device_get(params))
 
 
 def tensorboard_tags(directory):
