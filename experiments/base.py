@@ -169,6 +169,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data_prefetch = 8  # batches prepared ahead of the step
 
   c.log_every = 50  # steps between log lines / metrics.jsonl / TensorBoard records
+  c.eval_every = 0  # steps between held-out evaluations while training (0: none; see eval.*)
   c.checkpoint_every = 500  # steps between checkpoints (the last step is always saved)
   c.max_to_keep = 3  # checkpoints kept in DIR/checkpoints (older ones are deleted)
 

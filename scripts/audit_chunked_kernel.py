@@ -35,7 +35,7 @@ import studies  # a sibling module: `python scripts/...` puts scripts/ first on 
 from flax import nnx
 
 import sleepnet
-from sleepnet import evaluation, recurrence, train
+from sleepnet import evaluation, recurrence, run_config
 from sleepnet.gdn import GatedDeltaNet
 from sleepnet.tasks import base as task_base
 from sleepnet.tasks.registry import get_task
@@ -99,7 +99,7 @@ def audit_one(study: str, scale: str, variant: str, num_examples: int) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     run = studies.runs_of(study, scale, [variant], [0], pathlib.Path(tmp))[0]
     config = studies.parse_command(run.stages[-1].argv)
-  model_config, task_config = train.resolve(config)
+  model_config, task_config = run_config.resolve(config)
   spec = get_task(config.task_name)
   examples = [spec.generate(task_config, 0, i, "test") for i in range(num_examples)]
   tokens = jnp.asarray(task_base.collate(examples)["tokens"][:, :-1])

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import studies  # noqa: E402
 import study_runs  # noqa: E402
 
-from sleepnet import evaluation, sharding, train  # noqa: E402
+from sleepnet import evaluation, run_config, sharding, train  # noqa: E402
 
 SLICE_SECONDS = 540  # the deadline of one gpu_slice.sh command (WORKSPACE.md)
 DATA_BATCHES = 20  # batches the input pipeline's rate is averaged over (at least --steps)
@@ -74,8 +74,8 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
   same_n_steps = stage.num_steps
   if not studies.VARIANTS[run.variant].two_stage:
     same_n_steps += sum(s.num_steps for s in run.stages[:-1] if s.curriculum)
-  model_config, task = train.resolve(config)
-  mesh = train.make_mesh(config)
+  model_config, task = run_config.resolve(config)
+  mesh = run_config.make_mesh(config)
   tx, _ = train.make_optimizer(config)
   graphdef, state, shardings = train.create_train_state(config, model_config, tx, mesh)
   step = train.make_train_step(config, graphdef, tx, mesh, shardings)

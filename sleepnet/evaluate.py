@@ -10,7 +10,7 @@ import sys
 
 from absl import app, flags
 
-from sleepnet import checkpoint, evaluation, metrics, sharding, train
+from sleepnet import checkpoint, evaluation, metrics, run_config, scoring, sharding
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory written by sleepnet.main.")
 _SLEEP_PASSES = flags.DEFINE_list(
@@ -37,10 +37,10 @@ def main(argv: list[str]) -> None:
       config=config,
       log_table=False,  # printed below, to stdout
     )
-  except (train.ConfigError, checkpoint.CheckpointError) as e:
+  except (run_config.ConfigError, checkpoint.CheckpointError) as e:
     # Problems with the inputs, not bugs: say what is wrong, without a traceback.
     sys.exit(f"error: {e}")
-  print(evaluation.markdown_table(report))
+  print(scoring.markdown_table(report))
 
 
 if __name__ == "__main__":

@@ -28,19 +28,15 @@ import os
 import pathlib
 import platform
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import flax
 import jax
 import ml_collections
-import numpy as np
-import tensorflow_datasets as tfds
 from absl import logging
-from flax import nnx
-from jax.experimental import multihost_utils
 
-from sleepnet import checkpoint, sharding, train
+from sleepnet import checkpoint, run_config, scoring
 from sleepnet.tasks import base as task_base
 from sleepnet.tasks import datasets
 
@@ -79,135 +75,6 @@ def config_digest(config: ml_collections.ConfigDict) -> str:
   return hashlib.sha256(text.encode()).hexdigest()
 
 
-def eval_dataset(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Any:
-  """Prepares (once) and returns the TFDS builder of the run's fixed evaluation set."""
-  data_dir = config.data_dir or str(pathlib.Path(workdir) / "data")
-  tfds.disable_progress_bar()
-
-  def prepare() -> Any:
-    return datasets.prepare(
-      config.task_name,
-      config.task.to_dict(),
-      seed=config.eval.seed,
-      num_train=config.eval.num_train,
-      num_test=config.eval.num_test,
-      data_dir=data_dir,
-    )
-
-  if jax.process_count() > 1:
-    # One writer: process 0 builds, the others then find it built.
-    if jax.process_index() == 0:
-      prepare()
-    multihost_utils.sync_global_devices("sleepnet-eval-data")
-  return prepare()
-
-
-def summarize(stats: Mapping[str, np.ndarray], difficulty: np.ndarray) -> dict[str, Any]:
-  """Aggregates per-example answer statistics (see `train.answer_stats`).
-
-  Args:
-    stats: [E] arrays "correct", "count" and "exact" for E examples.
-    difficulty: int [E], each example's difficulty.
-
-  Returns:
-    {"exact_match", "token_accuracy", "num_examples", "by_difficulty": {d: the same three}};
-    token accuracy pools the answer tokens of all examples.
-  """
-
-  def pooled(sel: np.ndarray) -> dict[str, Any]:
-    count = float(stats["count"][sel].sum())
-    return {
-      "exact_match": float(stats["exact"][sel].mean()) if sel.any() else 0.0,
-      "token_accuracy": float(stats["correct"][sel].sum()) / count if count else 0.0,
-      "num_examples": int(sel.sum()),
-    }
-
-  out = pooled(np.ones(difficulty.shape, bool))
-  out["by_difficulty"] = {str(d): pooled(difficulty == d) for d in sorted(set(difficulty.tolist()))}
-  return out
-
-
-def markdown_table(report: Mapping[str, Any]) -> str:
-  """The results as a markdown table: one row per difficulty (and "all"), two columns per N."""
-  results = report["results"]
-  ns = list(results)
-  first = results[ns[0]]
-  head = ["difficulty", "examples"]
-  for n in ns:
-    head += [f"N={n} exact", f"N={n} token acc"]
-  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-  for d, label in [*((d, d) for d in first["by_difficulty"]), (None, "all")]:
-    row = [label, str((first["by_difficulty"][d] if d else first)["num_examples"])]
-    for n in ns:
-      r = results[n]["by_difficulty"][d] if d else results[n]
-      row += [f"{r['exact_match']:.3f}", f"{r['token_accuracy']:.3f}"]
-    lines.append("| " + " | ".join(row) + " |")
-  return "\n".join(lines)
-
-
-def _batches(
-  source: Any, batch_size: int, mesh: jax.sharding.Mesh
-) -> Iterator[tuple[dict[str, jax.Array], int, np.ndarray]]:
-  """(global batch arrays, number of real rows, difficulty) over the whole split, padded.
-
-  The last batch is padded with copies of the first record (masked out: no answer tokens), so
-  every batch has one shape and the step compiles once.
-  """
-  local = sharding.check_batch_size(batch_size, mesh, "eval.batch_size")
-  p = jax.process_index()
-  for start in range(0, len(source), batch_size):
-    idx = list(range(start, min(start + batch_size, len(source))))
-    records = [source[i] for i in idx]
-    real = len(records)
-    records += [records[0]] * (batch_size - real)
-    tokens = np.stack([np.asarray(r["tokens"], np.int32) for r in records])
-    mask = np.stack([np.asarray(r["loss_mask"], bool) for r in records])
-    mask[real:] = False
-    difficulty = np.asarray([int(r["difficulty"]) for r in records[:real]], np.int32)
-    rows = slice(p * local, (p + 1) * local)  # this process's share of the global batch
-    batch = sharding.put_batch({"tokens": tokens[rows], "loss_mask": mask[rows]}, mesh)
-    yield batch, real, difficulty
-
-
-def evaluate_params(
-  graphdef: nnx.GraphDef,
-  params: Any,
-  source: Any,
-  *,
-  sleep_passes: Sequence[int],
-  batch_size: int,
-  mesh: jax.sharding.Mesh,
-) -> dict[str, Any]:
-  """Evaluates parameters on a random-access source of task records, at every N.
-
-  Returns:
-    {str(N): summarize(...)} in the order of `sleep_passes`.
-  """
-
-  def stats_fn(params: Any, batch: Mapping[str, jax.Array], passes: int) -> dict[str, jax.Array]:
-    model = nnx.merge(graphdef, params)
-    tokens = batch["tokens"]
-    logits = model(tokens[:, :-1], sleep_passes=passes)
-    return train.answer_stats(logits, tokens[:, 1:], batch["loss_mask"][:, 1:])
-
-  # Replicated outputs: every process can read all per-example results.
-  step = jax.jit(stats_fn, static_argnames="passes", out_shardings=sharding.replicated(mesh))
-  parts: dict[int, list[dict[str, np.ndarray]]] = {n: [] for n in sleep_passes}
-  difficulty = []
-  for batch, real, diff in _batches(source, batch_size, mesh):
-    difficulty.append(diff)
-    for n in sleep_passes:
-      out = jax.device_get(step(params, batch, passes=n))
-      parts[n].append({k: v[:real] for k, v in out.items()})
-  difficulty = np.concatenate(difficulty)
-  return {
-    str(n): summarize(
-      {k: np.concatenate([p[k] for p in parts[n]]) for k in parts[n][0]}, difficulty
-    )
-    for n in sleep_passes
-  }
-
-
 def evaluate(
   workdir: str | os.PathLike,
   *,
@@ -236,28 +103,30 @@ def evaluate(
     matched to their runs.
 
   Raises:
-    train.ConfigError: a bad split, N or evaluation batch size, an empty split, or a saved
+    run_config.ConfigError: a bad split, N or evaluation batch size, an empty split, or a saved
       config that cannot run.
     checkpoint.CheckpointError: no readable config or checkpoint in `workdir`.
   """
   started = time.perf_counter()
   workdir = pathlib.Path(workdir)
   config = config if config is not None else checkpoint.load_config(workdir)
-  model_config, _ = train.resolve(config)
+  model_config, _ = run_config.resolve(config)
   sleep_passes = tuple(int(n) for n in (sleep_passes or config.eval.sleep_passes))
   split = split or config.eval.split
   if split not in SPLITS:
-    raise train.ConfigError(f"split={split!r} is not one of {list(SPLITS)}")
+    raise run_config.ConfigError(f"split={split!r} is not one of {list(SPLITS)}")
   if not sleep_passes or min(sleep_passes) < 1:
-    raise train.ConfigError(f"sleep_passes={list(sleep_passes)} must be positive integers")
+    raise run_config.ConfigError(f"sleep_passes={list(sleep_passes)} must be positive integers")
   if config.eval.batch_size < 1:
-    raise train.ConfigError(f"config.eval.batch_size={config.eval.batch_size} must be >= 1")
-  mesh, graphdef, params, step = train.restore_params(config, model_config, workdir)
-  builder = eval_dataset(config, workdir)
+    raise run_config.ConfigError(f"config.eval.batch_size={config.eval.batch_size} must be >= 1")
+  mesh, graphdef, params, step = run_config.restore_params(config, model_config, workdir)
+  builder = scoring.eval_dataset(config, workdir)
   source = datasets.data_source(builder, split)
   if not len(source):
-    raise train.ConfigError(f"config.eval.num_{split}=0: the {split} split to evaluate is empty")
-  results = evaluate_params(
+    raise run_config.ConfigError(
+      f"config.eval.num_{split}=0: the {split} split to evaluate is empty"
+    )
+  results = scoring.evaluate_params(
     graphdef,
     params,
     source,
@@ -291,6 +160,6 @@ def evaluate(
     step,
     split,
     len(source),
-    ":\n" + markdown_table(report) if log_table else "",
+    ":\n" + scoring.markdown_table(report) if log_table else "",
   )
   return report

@@ -21,7 +21,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from sleepnet import checkpoint, metrics, sharding, train
+from sleepnet import checkpoint, metrics, run_config, sharding, train
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Experiment config file, e.g. experiments/rule110.py:smoke.", lock_config=True
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> None:
   logging.info("config:\n%s", config)
   try:
     train.train_and_evaluate(config, _WORKDIR.value)
-  except (train.ConfigError, checkpoint.CheckpointError, train.NonFiniteLossError) as e:
+  except (run_config.ConfigError, checkpoint.CheckpointError, train.NonFiniteLossError) as e:
     # Problems with the inputs, not bugs: say what is wrong, without a traceback.
     logging.error("%s", e)
     sys.exit(f"error: {e}")

@@ -104,6 +104,11 @@ class Progress:
     self._last_time = time.perf_counter()
     self._last_cpu = time.process_time()
 
+  def restart_clock(self) -> None:
+    """Starts the current interval now: work between steps (held-out evaluation) is not
+    counted as training time."""
+    self._last_time, self._last_cpu = time.perf_counter(), time.process_time()
+
   def update(self, step: int) -> dict[str, float]:
     """Rates since the previous call (the first includes compilation)."""
     now, cpu = time.perf_counter(), time.process_time()

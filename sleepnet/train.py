@@ -30,7 +30,6 @@ uninterrupted run's losses exactly (tests/train_e2e_test.py checks this with SIG
 from __future__ import annotations
 
 import contextlib
-import os
 import pathlib
 import signal
 import threading
@@ -46,18 +45,22 @@ import optax
 from absl import logging
 from flax import nnx
 
-from sleepnet import checkpoint, metrics, sharding
+from sleepnet import checkpoint, evaluation, metrics, scoring, sharding
 from sleepnet import config as model_config_lib
 from sleepnet.model import Model
+from sleepnet.run_config import (
+  ConfigError,
+  abstract_params,
+  check_eval,
+  make_mesh,
+  resolve,
+  split_model,
+  with_shardings,
+)
 from sleepnet.tasks import base as task_base
-from sleepnet.tasks import config_from_overrides as task_config_from_overrides
-from sleepnet.tasks import get_task, pipeline
+from sleepnet.tasks import datasets, pipeline
 
 State = dict[str, Any]  # {"params": pure dict, "opt": optax state, "step": int32 []}
-
-
-class ConfigError(ValueError):
-  """An experiment config that cannot run; the message names the key."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -93,107 +96,6 @@ def _sigterm_requests() -> Iterator[Callable[[], bool]]:
 # Config
 
 
-def resolve(
-  config: ml_collections.ConfigDict,
-) -> tuple[model_config_lib.ModelConfig, task_base.TaskConfig]:
-  """The model and task configs of an experiment config, checked against each other.
-
-  Raises:
-    ConfigError: an unknown task, a bad task or model field, or a model that does not fit the
-      task (window, vocabulary); the message names the key.
-  """
-  try:
-    spec = get_task(config.task_name)
-  except ValueError as e:
-    raise ConfigError(f"config.task_name: {e}") from None
-  try:
-    task = task_config_from_overrides(config.task_name, config.task.to_dict())
-  except ValueError as e:
-    raise ConfigError(f"config.task: {e}") from None
-  try:
-    model = model_config_lib.from_dict(config.model.to_dict())
-  except (TypeError, ValueError) as e:
-    raise ConfigError(f"config.model: {e}") from None
-  if model.window is not None and model.window != task.window:
-    raise ConfigError(
-      f"config.model.window={model.window} does not match config.task.window={task.window} "
-      f"(seq_len={task.seq_len}): the task puts facts and question in different windows of "
-      "its window size, so the model must evict at the same boundaries"
-    )
-  if model.vocab_size < spec.tokenizer.vocab_size:
-    raise ConfigError(
-      f"config.model.vocab_size={model.vocab_size} is smaller than the {config.task_name} "
-      f"tokenizer's {spec.tokenizer.vocab_size} tokens"
-    )
-  for key in ("num_steps", "batch_size", "log_every", "checkpoint_every", "grad_accum_steps"):
-    if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] < 1:
-      raise ConfigError(f"config.{key}={config[key]!r} must be an integer >= 1")
-  if config.batch_size % config.grad_accum_steps:
-    raise ConfigError(
-      f"config.batch_size={config.batch_size} does not split into "
-      f"config.grad_accum_steps={config.grad_accum_steps} equal microbatches"
-    )
-  if not 0 <= config.optimizer.warmup_steps < config.num_steps:
-    raise ConfigError(
-      f"config.optimizer.warmup_steps={config.optimizer.warmup_steps} must be in "
-      f"0..num_steps-1={config.num_steps - 1}"
-    )
-  mixture = tuple(config.train_sleep_passes)
-  if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in mixture):
-    raise ConfigError(
-      f"config.train_sleep_passes={mixture} must be positive ints (N values drawn per step), "
-      "or () to always train at config.model.sleep_passes"
-    )
-  if config.stage == 2 and not config.init_from:
-    raise ConfigError("config.stage=2 continues a stage-1 run: set init_from=<stage-1 workdir>")
-  return model, task
-
-
-def check_eval(config: ml_collections.ConfigDict) -> None:
-  """Checks `config.eval` before training, so a bad value is not found only after the last step.
-
-  Raises:
-    ConfigError: a bad split, N, batch size or set size; the message names the key.
-  """
-  e = config.eval
-  if e.split not in task_base.SPLITS:
-    raise ConfigError(f"config.eval.split={e.split!r} is not one of {list(task_base.SPLITS)}")
-  passes = tuple(e.sleep_passes)
-  if not passes or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in passes):
-    raise ConfigError(f"config.eval.sleep_passes={passes} must be one or more positive ints")
-  if e.batch_size < 1:
-    raise ConfigError(f"config.eval.batch_size={e.batch_size} must be >= 1")
-  for split in task_base.SPLITS:
-    if e[f"num_{split}"] < 0:
-      raise ConfigError(f"config.eval.num_{split}={e[f'num_{split}']} must be >= 0")
-  if e.at_end and e[f"num_{e.split}"] < 1:
-    raise ConfigError(
-      f"config.eval.num_{e.split}=0: the {e.split} split evaluated when training ends is empty "
-      "(set config.eval.at_end=False to train without evaluating)"
-    )
-
-
-def make_mesh(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
-  """The mesh of `config.mesh`, checked against the batch sizes.
-
-  Raises:
-    ConfigError: a mesh that does not fit the devices, or a batch that does not split over it.
-  """
-  try:
-    mesh = sharding.make_mesh(config.mesh)
-    sharding.check_batch_size(config.batch_size, mesh, "config.batch_size")
-    if config.grad_accum_steps > 1:
-      sharding.check_batch_size(
-        config.batch_size // config.grad_accum_steps,
-        mesh,
-        f"config.batch_size / config.grad_accum_steps ({config.grad_accum_steps})",
-      )
-    sharding.check_batch_size(config.eval.batch_size, mesh, "config.eval.batch_size")
-  except ValueError as e:
-    raise ConfigError(f"config.mesh: {e}") from None
-  return mesh
-
-
 # --------------------------------------------------------------------------------------------------
 # Optimizer, state and step
 
@@ -221,60 +123,6 @@ def _matrices(params: Any) -> Any:
   # Weight decay on matrices only: norm scales, biases and the GDN's per-head gate constants keep
   # their scale (decaying an RMSNorm scale towards 0 only fights the model).
   return jax.tree.map(lambda x: x.ndim >= 2, params)
-
-
-def split_model(model: Model) -> tuple[nnx.GraphDef, dict[str, Any]]:
-  """(graph definition, parameters as a pure dict): the static and the array half of a model.
-
-  Merge them back with `nnx.merge(graphdef, params)` (inside jitted functions).
-
-  Raises:
-    NotImplementedError: the model has non-parameter variables (RNG streams, statistics), which
-      this trainer does not carry.
-  """
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  if jax.tree.leaves(rest):
-    raise NotImplementedError(f"the trainer carries parameters only; the model also has {rest}")
-  return graphdef, nnx.to_pure_dict(params)
-
-
-def abstract_params(
-  config: model_config_lib.ModelConfig, mesh: jax.sharding.Mesh, rules: Any, min_size: int
-) -> tuple[nnx.GraphDef, Any]:
-  """The graph definition and the parameters as sharded ShapeDtypeStructs (nothing allocated).
-
-  Used to restore a checkpoint straight into its shardings (evaluation, `init_from`).
-  """
-  graphdef, params = split_model(nnx.eval_shape(lambda: Model(config, rngs=nnx.Rngs(0))))
-  shardings = sharding.tree_shardings(params, mesh, rules, min_size)
-  return graphdef, _with_shardings(params, shardings)
-
-
-def restore_params(
-  config: ml_collections.ConfigDict,
-  model_config: model_config_lib.ModelConfig,
-  workdir: str | os.PathLike,
-) -> tuple[jax.sharding.Mesh, nnx.GraphDef, Any, int]:
-  """(mesh, graph definition, parameters, step) of the latest checkpoint in `workdir`.
-
-  The parameters are restored straight into their shardings on the run's own mesh
-  (`config.mesh`); evaluation and `sleepnet.load_run` both start here.
-
-  Raises:
-    checkpoint.CheckpointError: no readable checkpoint in `workdir`.
-  """
-  mesh = make_mesh(config)
-  graphdef, abstract = abstract_params(
-    model_config, mesh, config.sharding.rules, config.sharding.min_size
-  )
-  params, step = checkpoint.load_params(workdir, abstract)
-  return mesh, graphdef, params, step
-
-
-def _with_shardings(tree: Any, shardings: Any) -> Any:
-  return jax.tree.map(
-    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), tree, shardings
-  )
 
 
 def create_train_state(
@@ -314,34 +162,8 @@ def create_train_state(
     "step": sharding.replicated(mesh),
   }
   if not materialize:
-    return graphdef, _with_shardings(abstract, shardings), shardings
+    return graphdef, with_shardings(abstract, shardings), shardings
   return graphdef, jax.jit(init, out_shardings=shardings)(), shardings
-
-
-def answer_stats(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> dict[str, jax.Array]:
-  """Per-example answer statistics under teacher forcing.
-
-  Args:
-    logits: float [B, T, V], the predictions for `targets`.
-    targets: int [B, T], the next tokens.
-    mask: bool [B, T], True on answer tokens.
-
-  Returns:
-    A dict of [B] arrays: "ce" (summed cross-entropy over answer tokens), "correct" (answer tokens
-    whose argmax is right), "count" (answer tokens) and "exact" (1.0 where every answer token is
-    right, i.e. greedy decoding of the answer would be exactly right; 0.0 for no answer).
-  """
-  mask = mask.astype(jnp.float32)
-  ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
-  right = (jnp.argmax(logits, axis=-1) == targets).astype(jnp.float32) * mask
-  count = mask.sum(axis=1)
-  correct = right.sum(axis=1)
-  return {
-    "ce": (ce * mask).sum(axis=1),
-    "correct": correct,
-    "count": count,
-    "exact": ((correct == count) & (count > 0)).astype(jnp.float32),
-  }
 
 
 def train_passes(config: ml_collections.ConfigDict, step: int) -> int | None:
@@ -380,7 +202,7 @@ def make_train_step(
     model = nnx.merge(graphdef, params)
     tokens = batch["tokens"]
     logits = model(tokens[:, :-1], sleep_passes=passes)
-    stats = answer_stats(logits, tokens[:, 1:], batch["loss_mask"][:, 1:])
+    stats = scoring.answer_stats(logits, tokens[:, 1:], batch["loss_mask"][:, 1:])
     return stats["ce"].sum() / count, stats
 
   def loss_and_grads(params: Any, batch: Mapping[str, jax.Array], passes: int) -> Any:
@@ -498,6 +320,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     config, model_config, tx, mesh, materialize=False
   )
   data = train_iterator(config, task, mesh)
+  heldout = _heldout_source(config, workdir)
   mngr = checkpoint.manager(workdir, max_to_keep=config.max_to_keep)
 
   # Initialisation order: this run's latest checkpoint, else init_from, else scratch.
@@ -565,6 +388,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           last = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
           last["learning_rate"] = float(schedule(step - 1))  # the rate of this step's update
           last.update(progress.update(step))
+          if heldout is not None and (step % config.eval_every == 0 or final):
+            last.update(_evaluate_heldout(config, model_config, graphdef, state, heldout, mesh))
+            progress.restart_clock()
           writer.write(step, last)
           metrics.log(step, config.num_steps, last)
           window = []
@@ -587,11 +413,46 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   results = None
   if config.eval.at_end:
-    # Imported here: evaluation builds on this module (resolve, answer_stats).
-    from sleepnet import evaluation
-
     results = evaluation.evaluate(workdir, config=config)
   return {"step": max(start, config.num_steps), "metrics": last, "eval": results}
+
+
+def _heldout_source(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Any:
+  """The evaluation split that `config.eval_every` evaluates during training, or None."""
+  if not config.eval_every:
+    return None
+  return datasets.data_source(scoring.eval_dataset(config, workdir), config.eval.split)
+
+
+def _evaluate_heldout(
+  config: ml_collections.ConfigDict,
+  model_config: model_config_lib.ModelConfig,
+  graphdef: nnx.GraphDef,
+  state: State,
+  source: Any,
+  mesh: jax.sharding.Mesh,
+) -> dict[str, float]:
+  """Exact match and token accuracy on the fixed evaluation split, by N and by difficulty.
+
+  At the trained N and every N of `config.eval.sleep_passes`, from the current parameters (no
+  checkpoint needed), under the names of `scoring.heldout_scalars`.
+  """
+  passes = sorted({model_config.sleep_passes, *config.eval.sleep_passes})
+  results = scoring.evaluate_params(
+    graphdef,
+    state["params"],
+    source,
+    sleep_passes=passes,
+    batch_size=config.eval.batch_size,
+    mesh=mesh,
+  )
+  logging.info(
+    "held-out %s split (%d examples): %s",
+    config.eval.split,
+    len(source),
+    " | ".join(f"N={n} exact {r['exact_match']:.3f}" for n, r in results.items()),
+  )
+  return scoring.heldout_scalars(results)
 
 
 def _fetch_checked(

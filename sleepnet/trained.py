@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from sleepnet import checkpoint, train
+from sleepnet import checkpoint, run_config
 from sleepnet.model import Model
 from sleepnet.sampling import generate
 from sleepnet.tasks import base as task_base
@@ -67,11 +67,11 @@ def load_run(workdir: str | os.PathLike) -> TrainedRun:
 
   Raises:
     checkpoint.CheckpointError: no readable config or checkpoint in `workdir`.
-    train.ConfigError: the saved config cannot run with this version of sleepnet.
+    run_config.ConfigError: the saved config cannot run with this version of sleepnet.
   """
   config = checkpoint.load_config(workdir)
-  model_config, task = train.resolve(config)
-  _, graphdef, params, step = train.restore_params(config, model_config, workdir)
+  model_config, task = run_config.resolve(config)
+  _, graphdef, params, step = run_config.restore_params(config, model_config, workdir)
   model = nnx.merge(graphdef, params)
   return TrainedRun(model, config, get_task(config.task_name), task, step)
 

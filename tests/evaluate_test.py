@@ -14,7 +14,7 @@ import pytest
 import tiny_run
 from flax import nnx
 
-from sleepnet import checkpoint, evaluation, sharding, train
+from sleepnet import checkpoint, evaluation, run_config, scoring, sharding
 from sleepnet.tasks import config_from_overrides, datasets, get_task
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def test_answer_stats_on_a_hand_built_batch():
     ]
   )
   mask = np.array([[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]], dtype=bool)
-  stats = jax.device_get(train.answer_stats(one_hot_logits(predictions), targets, mask))
+  stats = jax.device_get(scoring.answer_stats(one_hot_logits(predictions), targets, mask))
   np.testing.assert_array_equal(stats["correct"], [2, 1, 0, 0])
   np.testing.assert_array_equal(stats["count"], [2, 2, 1, 0])
   np.testing.assert_array_equal(stats["exact"], [1, 0, 0, 0])
@@ -54,7 +54,7 @@ def test_summarize_breaks_down_by_difficulty():
     "count": np.array([2, 2, 3, 4]),
     "exact": np.array([1.0, 0.0, 1.0, 0.0]),
   }
-  out = evaluation.summarize(stats, np.array([1, 1, 2, 3]))
+  out = scoring.summarize(stats, np.array([1, 1, 2, 3]))
   assert out["exact_match"] == 0.5 and out["token_accuracy"] == 6 / 11
   assert out["num_examples"] == 4
   assert out["by_difficulty"] == {
@@ -82,7 +82,7 @@ def test_eval_json_has_the_breakdown_by_difficulty_and_n(trained):
     assert sum(d["num_examples"] for d in r["by_difficulty"].values()) == 16
     for d in [r, *r["by_difficulty"].values()]:
       assert 0.0 <= d["exact_match"] <= 1.0 and 0.0 <= d["token_accuracy"] <= 1.0
-  table = evaluation.markdown_table(report)
+  table = scoring.markdown_table(report)
   assert table.splitlines()[0] == (
     "| difficulty | examples | N=1 exact | N=1 token acc | N=2 exact | N=2 token acc |"
   )
@@ -101,7 +101,7 @@ def test_eval_set_is_fixed_and_versioned(trained):
   assert again["eval_set"] == first["eval_set"]
   assert {p: p.stat().st_mtime_ns for p in data_dir.iterdir()} == stamp  # not rebuilt
   # Record i is example i of the task generator.
-  builder = evaluation.eval_dataset(tiny_config(), trained)
+  builder = scoring.eval_dataset(tiny_config(), trained)
   record = datasets.data_source(builder, "train")[3]
   cfg = config_from_overrides("rule110", tiny_config().task.to_dict())
   np.testing.assert_array_equal(
@@ -114,12 +114,12 @@ def test_evaluate_matches_an_independent_oracle(trained):
   config = tiny_config()
   config.eval.batch_size = 6
   report = evaluation.evaluate(trained, sleep_passes=(2,), split="test", config=config)
-  model_config, _ = train.resolve(config)
+  model_config, _ = run_config.resolve(config)
   mesh = sharding.make_mesh(config.mesh)
-  graphdef, abstract = train.abstract_params(model_config, mesh, (), 0)
+  graphdef, abstract = run_config.abstract_params(model_config, mesh, (), 0)
   params, _ = checkpoint.load_params(trained, abstract)
   forward = jax.jit(lambda p, t: nnx.merge(graphdef, p)(t, sleep_passes=2))
-  source = datasets.data_source(evaluation.eval_dataset(config, trained), "test")
+  source = datasets.data_source(scoring.eval_dataset(config, trained), "test")
   tokens = np.stack([source[i]["tokens"] for i in range(len(source))])
   mask = np.stack([source[i]["loss_mask"] for i in range(len(source))])
   predictions = np.asarray(jnp.argmax(forward(params, tokens[:, :-1]), -1))

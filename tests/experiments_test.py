@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from sleepnet import train
+from sleepnet import run_config
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXPERIMENTS = ("rule110", "depo", "gsm_infinite")
@@ -27,7 +27,7 @@ def test_every_model_kind_resolves(name, smoke):
   exp = load(name)
   for kind in KINDS:
     config = exp.get_config(f"model={kind},passes=4" + (",smoke" if smoke else ""))
-    model, task = train.resolve(config)
+    model, task = run_config.resolve(config)
     assert config.model_kind == kind
     assert model.window == (None if kind == "transformer_full" else task.window)
     n_blocks = {"deep": 16}.get(kind, 4)
@@ -67,8 +67,8 @@ def test_gsm_variants_and_two_stage():
   assert (s1.model.sleep_passes, s1.init_from) == (1, "")
   assert (s2.model.sleep_passes, s2.init_from, s2.stage) == (4, "/runs/s1", 2)
   # Stage 2 without a stage-1 workdir is refused when the run starts.
-  with pytest.raises(train.ConfigError, match="init_from"):
-    train.resolve(exp.get_config("stage=2"))
+  with pytest.raises(run_config.ConfigError, match="init_from"):
+    run_config.resolve(exp.get_config("stage=2"))
 
 
 def test_arguments_parse_and_errors_name_the_problem():
@@ -111,7 +111,7 @@ def test_a_task_window_override_moves_the_model_window(name):
   window = 2 * config.task.window  # wider windows fit any task's facts
   config.task.window, config.task.seq_len = window, 3 * window
   assert config.model.window == window
-  model, task = train.resolve(config)
+  model, task = run_config.resolve(config)
   assert model.window == task.window == window
   # Full attention keeps no window whatever the task's is.
   full = load(name).get_config("model=transformer_full")

@@ -8,12 +8,12 @@ import pytest
 import tiny_run
 from absl import flags
 
-from sleepnet import sharding, train
+from sleepnet import run_config, sharding, train
 
 
 def first_steps(config, batches):
   mesh = sharding.make_mesh(config.mesh)
-  model_config, _ = train.resolve(config)
+  model_config, _ = run_config.resolve(config)
   tx, _ = train.make_optimizer(config)
   graphdef, state, shardings = train.create_train_state(config, model_config, tx, mesh)
   step_fn = train.make_train_step(config, graphdef, tx, mesh, shardings)
@@ -27,7 +27,7 @@ def first_steps(config, batches):
 def batches_of(config, n):
   flags.FLAGS.mark_as_parsed()  # grain reads absl flags
   mesh = sharding.make_mesh(config.mesh)
-  _, task = train.resolve(config)
+  _, task = run_config.resolve(config)
   data = train.train_iterator(config, task, mesh)
   return [{k: b[k] for k in ("tokens", "loss_mask")} for b in (next(data) for _ in range(n))]
 
@@ -77,5 +77,5 @@ def test_an_accumulating_run_resumes_exactly(tmp_path):
   ],
 )
 def test_bad_accumulation_is_named(changes, message):
-  with pytest.raises(train.ConfigError, match=message):
-    train.resolve(tiny_run.config(**changes))
+  with pytest.raises(run_config.ConfigError, match=message):
+    run_config.resolve(tiny_run.config(**changes))

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from sleepnet import evaluation, train
+from sleepnet import evaluation, run_config
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "reproduce.py"
@@ -492,7 +492,7 @@ def test_every_command_of_the_scale_table_resolves(study, scale, tmp_path):
   for run in runs:
     for stage in run.stages:
       config = config_of(study, scale, run.variant, run.seed, stage)
-      model, task = train.resolve(config)  # raises ConfigError on any inconsistency
+      model, task = run_config.resolve(config)  # raises ConfigError on any inconsistency
       variant = studies.VARIANTS[run.variant]
       assert config.num_steps == stage.num_steps and config.batch_size == s.batch_size
       assert model.d_model == s.d_model
@@ -552,7 +552,7 @@ def test_a_curriculum_trains_every_variant_on_the_easier_task_first(tmp_path, mo
   assert [s.num_steps for s in two_stage.stages] == [3, 2, 5]  # two_stage_fraction 0.5
   for run in (hybrid, two_stage):
     configs = [config_of("depo", "ci", run.variant, 0, s) for s in run.stages]
-    tasks = [train.resolve(c)[1] for c in configs]
+    tasks = [run_config.resolve(c)[1] for c in configs]
     assert (tasks[0].k_max, tasks[0].num_queries) == (1, 1)  # the curriculum's overrides
     assert all((t.k_max, t.num_queries) == (2, 2) for t in tasks[1:])  # then the scale's task
     assert tasks[0].window == tasks[-1].window and tasks[0].seq_len == tasks[-1].seq_len

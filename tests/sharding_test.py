@@ -19,7 +19,7 @@ CHILD = textwrap.dedent(
   import jax, numpy as np
   from absl import flags
   from jax.sharding import PartitionSpec as P
-  from sleepnet import checkpoint, evaluation, sharding, train
+  from sleepnet import checkpoint, evaluation, run_config, sharding, train
 
   flags.FLAGS.mark_as_parsed()  # grain reads absl flags
   spec = importlib.util.spec_from_file_location("rule110", "experiments/rule110.py")
@@ -28,7 +28,7 @@ CHILD = textwrap.dedent(
   config = rule110.get_config("smoke,model=hybrid")
   config.model.blocks = ("gdn", "attn")
   config.sharding.min_size = 0  # shard every kernel of this tiny model
-  model_config, task = train.resolve(config)
+  model_config, task = run_config.resolve(config)
   tx, _ = train.make_optimizer(config)
 
   def run(mesh, steps=3):

@@ -2,7 +2,7 @@
 
 The gpu scale has never run here (no GPU was lent yet), and a GPU command is too scarce to spend
 on a typo: each command of scripts/studies.py is parsed exactly as `python -m sleepnet.main`
-parses it, checked by `train.resolve`, and its train step (gradient through every sleep pass)
+parses it, checked by `run_config.resolve`, and its train step (gradient through every sleep pass)
 is traced with `jax.eval_shape` on a batch of the task's real example length. Nothing is
 allocated or compiled (about 30 s a study). The cpu scale's commands ran for real (results/).
 """
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from sleepnet import train
+from sleepnet import run_config, train
 from sleepnet.tasks import pipeline
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -33,12 +33,12 @@ def test_every_gpu_command_builds_and_its_train_step_traces(study_name, tmp_path
     for stage in run.stages:
       config = studies.parse_command(stage.argv)
       assert config.num_steps == stage.num_steps and config.seed == 0
-      model_config, task = train.resolve(config)
-      train.check_eval(config)
+      model_config, task = run_config.resolve(config)
+      run_config.check_eval(config)
       example = pipeline.TaskSource(config.task_name, task, seed=0, split="train")[0]
       length = example["tokens"].shape[-1]
       assert length == example["loss_mask"].shape[-1] and example["loss_mask"].any()
-      mesh = train.make_mesh(config)
+      mesh = run_config.make_mesh(config)
       tx, _ = train.make_optimizer(config)
       graphdef, state, shardings = train.create_train_state(
         config, model_config, tx, mesh, materialize=False

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import tiny_run
 
-from sleepnet import train
+from sleepnet import run_config
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = tiny_run.flags()
@@ -115,8 +115,8 @@ def test_sigterm_saves_the_step_reached_and_the_relaunch_resumes_there(trained, 
 
 def final_params(workdir):
   config = tiny_run.config()
-  model_config, _ = train.resolve(config)
-  _, _, params, step = train.restore_params(config, model_config, workdir)
+  model_config, _ = run_config.resolve(config)
+  _, _, params, step = run_config.restore_params(config, model_config, workdir)
   assert step == 100
   return jax.tree.leaves(jax.device_get(params))
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tiny_run
 
-from sleepnet import checkpoint, evaluation, sharding, train
+from sleepnet import checkpoint, evaluation, run_config, sharding, train
 from sleepnet.tasks import get_task
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -64,14 +64,14 @@ def test_bad_value_in_the_config_argument_lists_the_valid_ones(tmp_path):
 
 def test_unknown_task(tmp_path):
   with pytest.raises(
-    train.ConfigError, match=r"task_name: unknown task 'nope'; valid tasks: rule110"
+    run_config.ConfigError, match=r"task_name: unknown task 'nope'; valid tasks: rule110"
   ):
     train.train_and_evaluate(tiny_config(task_name="nope"), str(tmp_path))
 
 
 def test_model_window_must_match_the_task_window(tmp_path):
   with pytest.raises(
-    train.ConfigError, match=r"model.window=16 does not match config.task.window=9"
+    run_config.ConfigError, match=r"model.window=16 does not match config.task.window=9"
   ):
     # The experiments tie model.window to task.window; a config built otherwise can differ.
     config = tiny_config()
@@ -83,7 +83,7 @@ def test_model_window_must_match_the_task_window(tmp_path):
 
 def test_train_sleep_passes_must_be_positive_ints(tmp_path):
   for bad in ((0, 2), (1, "2"), (True,)):
-    with pytest.raises(train.ConfigError, match=r"config.train_sleep_passes=.* positive ints"):
+    with pytest.raises(run_config.ConfigError, match=r"config.train_sleep_passes=.* positive ints"):
       train.train_and_evaluate(tiny_config(train_sleep_passes=bad), str(tmp_path))
 
 
@@ -113,13 +113,13 @@ def test_a_mixture_run_trains_each_step_at_its_drawn_n(tmp_path):
 
 def test_window_larger_than_the_sequence(tmp_path):
   config = tiny_config(**{"model.window": 32, "task.window": 32})
-  with pytest.raises(train.ConfigError, match=r"seq_len=18 must be a multiple of window=32"):
+  with pytest.raises(run_config.ConfigError, match=r"seq_len=18 must be a multiple of window=32"):
     train.train_and_evaluate(config, str(tmp_path))
 
 
 def test_bad_model_field_and_batch_split(tmp_path):
-  with pytest.raises(train.ConfigError, match=r"config.model: .*sleep_input must be one of"):
-    train.resolve(tiny_config(**{"model.sleep_input": "dreams"}))
+  with pytest.raises(run_config.ConfigError, match=r"config.model: .*sleep_input must be one of"):
+    run_config.resolve(tiny_config(**{"model.sleep_input": "dreams"}))
   with pytest.raises(ValueError, match=r"mesh .* must name exactly the axes \('data', 'model'\)"):
     sharding.make_mesh((("batch", -1), ("model", 1)))
   mesh = sharding.make_mesh((("data", -1), ("model", 1)))
@@ -237,7 +237,7 @@ def test_init_from_starts_from_the_other_runs_parameters(trained, tmp_path):
   train.train_and_evaluate(config, str(tmp_path))
   # The first step's loss is the loss of the trained parameters on the first batch.
   mesh = sharding.make_mesh(config.mesh)
-  model_config, task = train.resolve(config)
+  model_config, task = run_config.resolve(config)
   tx, _ = train.make_optimizer(config)
   graphdef, state, shardings = train.create_train_state(config, model_config, tx, mesh)
   state["params"], step = checkpoint.load_params(trained, jax.tree.map(_abstract, state["params"]))
@@ -291,8 +291,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 
 
 def test_bad_task_field(tmp_path):
-  with pytest.raises(train.ConfigError, match=r"config.task: rule110: t_max=99"):
-    train.resolve(tiny_config(**{"task.t_max": 99}))
+  with pytest.raises(run_config.ConfigError, match=r"config.task: rule110: t_max=99"):
+    run_config.resolve(tiny_config(**{"task.t_max": 99}))
   assert get_task("rule110").tokenizer.vocab_size == tiny_config().model.vocab_size
 
 
@@ -308,10 +308,10 @@ def test_bad_task_field(tmp_path):
   ],
 )
 def test_bad_eval_settings_stop_before_training(tmp_path, key, value, message):
-  with pytest.raises(train.ConfigError, match=message):
+  with pytest.raises(run_config.ConfigError, match=message):
     train.train_and_evaluate(tiny_config(**{key: value, "eval.at_end": True}), str(tmp_path))
   assert not (tmp_path / "config.json").exists()  # refused before the workdir was claimed
 
 
 def test_an_empty_test_split_is_fine_when_training_does_not_evaluate(tmp_path):
-  train.check_eval(tiny_config(**{"eval.num_test": 0, "eval.at_end": False}))
+  run_config.check_eval(tiny_config(**{"eval.num_test": 0, "eval.at_end": False}))

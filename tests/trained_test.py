@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 import sleepnet
-from sleepnet import checkpoint, train
+from sleepnet import checkpoint, scoring
 from sleepnet.tasks import registry
 
 # The whole-sequence forward, compiled once per (shape, N) for every check below.
@@ -49,7 +49,7 @@ def _check_prediction(run, example, passes: int) -> np.ndarray:
   assert pred.truth == run.spec.tokenizer.decode(example.tokens[answer])
   # Greedy decoding is right iff every teacher-forced argmax is: the evaluator's exact match.
   tokens = jnp.asarray(example.tokens[None])
-  stats = train.answer_stats(
+  stats = scoring.answer_stats(
     _forward(run.model, tokens[:, :-1], passes),
     tokens[:, 1:],
     jnp.asarray(example.loss_mask[None, 1:]),
