@@ -133,6 +133,8 @@ def model_config(
   m.gdn_chunk_size = 64  # chunk length of the chunked delta rule
   m.remat = True  # checkpoint every window pass: memory grows with N only by the carries
   m.tie_embeddings = False  # separate LM head
+  m.dtype = "float32"  # matmuls and activations; "bfloat16": mixed precision (S, gates, logits f32)
+  m.param_dtype = "float32"  # parameters and optimizer moments
   return m
 
 

@@ -37,14 +37,16 @@ class WindowAttention(nnx.Module):
     d, h, g, k = config.d_model, config.num_heads, config.kv_heads, config.key_dim
     self.num_heads, self.kv_heads, self.key_dim = h, g, k
     self.rope_base = config.rope_base
-    self.q_proj = nnx.Linear(d, h * k, use_bias=False, rngs=rngs)
-    self.k_proj = nnx.Linear(d, g * k, use_bias=False, rngs=rngs)
-    self.v_proj = nnx.Linear(d, g * k, use_bias=False, rngs=rngs)
+    dt = layers.dtypes(config)
+    self.q_proj = nnx.Linear(d, h * k, use_bias=False, **dt, rngs=rngs)
+    self.k_proj = nnx.Linear(d, g * k, use_bias=False, **dt, rngs=rngs)
+    self.v_proj = nnx.Linear(d, g * k, use_bias=False, **dt, rngs=rngs)
     self.o_proj = nnx.Linear(
       h * k,
       d,
       use_bias=False,
       kernel_init=layers.residual_out_init(config.num_layers),
+      **dt,
       rngs=rngs,
     )
 

@@ -32,15 +32,17 @@ class Block(nnx.Module):
     if kind not in MIXERS:
       raise ValueError(f"Unknown block kind {kind!r}; known: {sorted(MIXERS)}.")
     self.kind = kind
-    self.mixer_norm = layers.RMSNorm(config.d_model, eps=config.norm_eps, rngs=rngs)
+    norm = dict(eps=config.norm_eps, param_dtype=config.weight_dtype, rngs=rngs)
+    self.mixer_norm = layers.RMSNorm(config.d_model, **norm)
     self.mixer = MIXERS[kind](config, rngs=rngs)
     if config.hidden_dim:
-      self.mlp_norm = layers.RMSNorm(config.d_model, eps=config.norm_eps, rngs=rngs)
+      self.mlp_norm = layers.RMSNorm(config.d_model, **norm)
       self.mlp = layers.SwiGLU(
         config.d_model,
         config.hidden_dim,
         out_init=layers.residual_out_init(config.num_layers),
         rngs=rngs,
+        **layers.dtypes(config),
       )
     else:
       self.mlp_norm = self.mlp = None

@@ -15,11 +15,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+import jax.numpy as jnp
+
 BLOCK_KINDS = ("gdn", "attn")
 SLEEP_INPUTS = ("hidden", "tokens")
 SLEEP_STARTS = ("carry", "fresh")
 GDN_IMPLS = ("chunked", "reference")
 POSITION_EMBEDDINGS = ("none", "window")
+DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -65,6 +68,12 @@ class ModelConfig:
     remat: wrap every window pass in `jax.checkpoint`, so activation memory grows with the
       number of passes only by the checkpointed carries.
     tie_embeddings: use the embedding matrix as the LM head.
+    dtype: the dtype of matrix products and activations, "float32" or "bfloat16" (mixed
+      precision). Whatever it is, the GDN fast weights and the recurrence's accumulations, the
+      write-strength and decay gates, normalisation statistics, the logits and the loss stay
+      float32.
+    param_dtype: the dtype parameters (and so the optimizer's moments) are stored in;
+      "float32" for training, also in mixed precision.
   """
 
   vocab_size: int
@@ -89,6 +98,8 @@ class ModelConfig:
   gdn_chunk_size: int = 64
   remat: bool = True
   tie_embeddings: bool = False
+  dtype: Literal["float32", "bfloat16"] = "float32"
+  param_dtype: Literal["float32", "bfloat16"] = "float32"
 
   def __post_init__(self) -> None:
     # Lists (from JSON or ml_collections) become tuples so the config stays hashable.
@@ -113,6 +124,8 @@ class ModelConfig:
     _choice(self, "sleep_input", SLEEP_INPUTS)
     _choice(self, "sleep_start", SLEEP_STARTS)
     _choice(self, "gdn_impl", GDN_IMPLS)
+    _choice(self, "dtype", DTYPES)
+    _choice(self, "param_dtype", DTYPES)
     _choice(self, "position_embedding", POSITION_EMBEDDINGS)
     if self.head_dim is None and self.d_model % self.num_heads:
       raise ValueError(
@@ -153,6 +166,16 @@ class ModelConfig:
   @property
   def has_fast_weights(self) -> bool:
     return "gdn" in self.blocks
+
+  @property
+  def compute_dtype(self) -> jnp.dtype:
+    """`dtype` as a JAX dtype."""
+    return jnp.dtype(self.dtype)
+
+  @property
+  def weight_dtype(self) -> jnp.dtype:
+    """`param_dtype` as a JAX dtype."""
+    return jnp.dtype(self.param_dtype)
 
   @property
   def sleeps(self) -> bool:

@@ -49,28 +49,33 @@ class GatedDeltaNet(nnx.Module):
     self.norm_eps = config.norm_eps
     channels = h * (2 * k + v)
     # One fused projection for q, k and v: a single matmul, split after the convolution.
-    self.qkv_proj = nnx.Linear(d, channels, use_bias=False, rngs=rngs)
+    mm, pdt = layers.dtypes(config), config.weight_dtype
+    self.qkv_proj = nnx.Linear(d, channels, use_bias=False, **mm, rngs=rngs)
     width = config.conv_kernel
     # Start the conv near identity on the current token (last tap), as a short-conv default.
     kernel = jax.random.normal(rngs.params(), (width, channels)) * (1.0 / math.sqrt(width))
-    self.conv_kernel = nnx.Param(kernel.at[-1].add(1.0))
-    self.conv_bias = nnx.Param(jnp.zeros((channels,), jnp.float32))
-    self.beta_proj = nnx.Linear(d, h, use_bias=True, rngs=rngs)
-    self.decay_proj = nnx.Linear(d, h, use_bias=False, rngs=rngs)
+    self.conv_kernel = nnx.Param(kernel.at[-1].add(1.0).astype(pdt))
+    self.conv_bias = nnx.Param(jnp.zeros((channels,), pdt))
+    # The gates run in float32 in any precision: β near 1 and decays near 1 are where the
+    # delta rule is most sensitive, and these projections are tiny (D -> H).
+    gates = dict(dtype=jnp.float32, param_dtype=pdt)
+    self.beta_proj = nnx.Linear(d, h, use_bias=True, **gates, rngs=rngs)
+    self.decay_proj = nnx.Linear(d, h, use_bias=False, **gates, rngs=rngs)
     # Mamba2-style decay: A in [1, 16], dt in [1e-3, 1e-1] log-uniform, dt_bias = softplus^-1(dt).
     a = jax.random.uniform(rngs.params(), (h,), minval=1.0, maxval=16.0)
-    self.A_log = nnx.Param(jnp.log(a))
+    self.A_log = nnx.Param(jnp.log(a).astype(pdt))
     dt = jnp.exp(
       jax.random.uniform(rngs.params(), (h,), minval=math.log(1e-3), maxval=math.log(1e-1))
     )
-    self.dt_bias = nnx.Param(dt + jnp.log(-jnp.expm1(-dt)))
-    self.out_norm_scale = nnx.Param(jnp.ones((v,), jnp.float32))
-    self.gate_proj = nnx.Linear(d, h * v, use_bias=False, rngs=rngs)
+    self.dt_bias = nnx.Param((dt + jnp.log(-jnp.expm1(-dt))).astype(pdt))
+    self.out_norm_scale = nnx.Param(jnp.ones((v,), pdt))
+    self.gate_proj = nnx.Linear(d, h * v, use_bias=False, **mm, rngs=rngs)
     self.o_proj = nnx.Linear(
       h * v,
       d,
       use_bias=False,
       kernel_init=layers.residual_out_init(config.num_layers),
+      **mm,
       rngs=rngs,
     )
 
@@ -101,9 +106,9 @@ class GatedDeltaNet(nnx.Module):
     q = layers.l2_normalize(q.reshape(b, t, h, kd))
     k = layers.l2_normalize(k.reshape(b, t, h, kd))
     v = v.reshape(b, t, h, vd)
-    beta = jax.nn.sigmoid(self.beta_proj(x).astype(jnp.float32))
-    dt = jax.nn.softplus(self.decay_proj(x).astype(jnp.float32) + self.dt_bias[...])
-    g = -jnp.exp(self.A_log[...]) * dt  # [B, T, H], <= 0
+    beta = jax.nn.sigmoid(self.beta_proj(x))  # float32 (see __init__)
+    dt = jax.nn.softplus(self.decay_proj(x) + self.dt_bias[...].astype(jnp.float32))
+    g = -jnp.exp(self.A_log[...].astype(jnp.float32)) * dt  # [B, T, H], <= 0
     o, fast = gated_delta_rule(
       q, k, v, g, beta, initial_state=state.fast, impl=self.impl, chunk_size=self.chunk_size
     )

@@ -11,12 +11,19 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from sleepnet.config import ModelConfig
+
+
+def dtypes(config: ModelConfig) -> dict[str, jnp.dtype]:
+  """`nnx.Linear`/`nnx.Embed` keyword arguments for a config's compute and parameter dtypes."""
+  return {"dtype": config.compute_dtype, "param_dtype": config.weight_dtype}
+
 
 def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
   """RMSNorm over the last axis, computed in float32 and cast back to x's dtype."""
   x32 = x.astype(jnp.float32)
   y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
-  return (y * scale).astype(x.dtype)
+  return (y * scale.astype(jnp.float32)).astype(x.dtype)
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
@@ -65,6 +72,7 @@ def causal_depthwise_conv(
   t = x.shape[1]
   z = jnp.concatenate([history.astype(x.dtype), x], axis=1)  # [B, W - 1 + T, C]
   # W is small (4): a sum of shifted slices is cheaper and clearer than a general conv op.
+  kernel, bias = kernel.astype(x.dtype), bias.astype(x.dtype)  # no promotion out of bf16
   y = sum(z[:, j : j + t] * kernel[j] for j in range(width)) + bias
   return y, z[:, t:]
 
@@ -84,9 +92,11 @@ def residual_out_init(num_layers: int) -> nnx.Initializer:
 class RMSNorm(nnx.Module):
   """RMSNorm with a learned per-feature scale (initialised to one)."""
 
-  def __init__(self, dim: int, *, eps: float, rngs: nnx.Rngs) -> None:
+  def __init__(
+    self, dim: int, *, eps: float, rngs: nnx.Rngs, param_dtype: jnp.dtype = jnp.float32
+  ) -> None:
     del rngs  # Deterministic initialisation; the argument keeps the constructor uniform.
-    self.scale = nnx.Param(jnp.ones((dim,), jnp.float32))
+    self.scale = nnx.Param(jnp.ones((dim,), param_dtype))
     self.eps = eps
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -97,11 +107,19 @@ class SwiGLU(nnx.Module):
   """The MLP of every block: down(silu(gate(x)) * up(x))."""
 
   def __init__(
-    self, d_model: int, hidden: int, *, out_init: nnx.Initializer, rngs: nnx.Rngs
+    self,
+    d_model: int,
+    hidden: int,
+    *,
+    out_init: nnx.Initializer,
+    rngs: nnx.Rngs,
+    dtype: jnp.dtype = jnp.float32,
+    param_dtype: jnp.dtype = jnp.float32,
   ) -> None:
-    self.gate = nnx.Linear(d_model, hidden, use_bias=False, rngs=rngs)
-    self.up = nnx.Linear(d_model, hidden, use_bias=False, rngs=rngs)
-    self.down = nnx.Linear(hidden, d_model, use_bias=False, kernel_init=out_init, rngs=rngs)
+    dt = {"dtype": dtype, "param_dtype": param_dtype}
+    self.gate = nnx.Linear(d_model, hidden, use_bias=False, **dt, rngs=rngs)
+    self.up = nnx.Linear(d_model, hidden, use_bias=False, **dt, rngs=rngs)
+    self.down = nnx.Linear(hidden, d_model, use_bias=False, kernel_init=out_init, **dt, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.down(jax.nn.silu(self.gate(x)) * self.up(x))

@@ -80,23 +80,35 @@ class Model(nnx.Module):
   def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs) -> None:
     self.config = config
     d = config.d_model
+    dt = layers.dtypes(config)
+    norm = dict(eps=config.norm_eps, param_dtype=config.weight_dtype, rngs=rngs)
     # Unit-scale embeddings: the stream starts near unit RMS (see layers.residual_out_init).
     self.embed = nnx.Embed(
-      config.vocab_size, d, embedding_init=nnx.initializers.normal(1.0), rngs=rngs
+      config.vocab_size, d, embedding_init=nnx.initializers.normal(1.0), **dt, rngs=rngs
     )
     self.blocks = nnx.List([Block(kind, config, rngs=rngs) for kind in config.blocks])
-    self.final_norm = layers.RMSNorm(d, eps=config.norm_eps, rngs=rngs)
+    self.final_norm = layers.RMSNorm(d, **norm)
+    # The head computes in float32 in any precision: logits and the loss are float32.
     self.lm_head = (
-      None if config.tie_embeddings else nnx.Linear(d, config.vocab_size, use_bias=False, rngs=rngs)
+      None
+      if config.tie_embeddings
+      else nnx.Linear(
+        d,
+        config.vocab_size,
+        use_bias=False,
+        dtype=jnp.float32,
+        param_dtype=config.weight_dtype,
+        rngs=rngs,
+      )
     )
     # Input injection of "hidden" sleep passes: emb + W (RMSNorm(h_prev)). Created for every
     # config so that the weights are the same whatever the sleep settings.
-    self.inject_norm = layers.RMSNorm(d, eps=config.norm_eps, rngs=rngs)
-    self.inject = nnx.Linear(d, d, use_bias=False, rngs=rngs)
+    self.inject_norm = layers.RMSNorm(d, **norm)
+    self.inject = nnx.Linear(d, d, use_bias=False, **dt, rngs=rngs)
     # Created last, and only when used, so that every other weight of a config without it is
     # the same as before the option existed (same seed, same parameters).
     self.position_embed = (
-      nnx.Embed(config.cache_size, d, embedding_init=nnx.initializers.normal(1.0), rngs=rngs)
+      nnx.Embed(config.cache_size, d, embedding_init=nnx.initializers.normal(1.0), **dt, rngs=rngs)
       if config.position_embedding == "window"
       else None
     )
@@ -287,14 +299,17 @@ class Model(nnx.Module):
       x = emb + self.inject(self.inject_norm(h)) if cfg.sleep_input == "hidden" else emb
       return self._window_pass(x, fast if cfg.sleep_start == "carry" else start), None
 
+    # Streaming keeps the window's hidden states in float32; the passes carry the compute dtype.
+    hidden = hidden.astype(emb.dtype)
     (_, fast), _ = jax.lax.scan(one_pass, (hidden, woken), None, length=n - 1)
     return fast
 
   def _logits(self, h: jax.Array) -> jax.Array:
-    h = self.final_norm(h)
+    h = self.final_norm(h).astype(jnp.float32)
     if self.lm_head is None:
       # Unit-scale embeddings as the head would give logits of scale sqrt(D): rescale.
-      logits = self.embed.attend(h) / jnp.sqrt(jnp.float32(self.config.d_model))
+      table = self.embed.embedding[...].astype(jnp.float32)
+      logits = h @ table.T / jnp.sqrt(jnp.float32(self.config.d_model))
     else:
       logits = self.lm_head(h)
     return logits.astype(jnp.float32)
