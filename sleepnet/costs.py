@@ -117,6 +117,77 @@ def costs(config: ModelConfig, *, sleep_passes: int | None = None) -> Costs:
   )
 
 
+def _window_flops(config: ModelConfig, tokens: int) -> float:
+  """Matrix FLOPs of one pass of the blocks over a window of `tokens` tokens from its start."""
+  context = (tokens + 1) / 2  # causal attention: token i attends to i tokens
+  return tokens * sum(_block_flops(config, kind, context) for kind in config.blocks)
+
+
+def _state_only_pass_flops(config: ModelConfig, tokens: int) -> float:
+  """A pass whose only use is the fast weights it writes: the blocks below the last GDN block,
+  and of that block what its state update needs (the q/k/v projection, the gates, and the
+  delta rule without its output S^T q); nothing above it, and no output path."""
+  last = max(i for i, kind in enumerate(config.blocks) if kind == "gdn")
+  context = (tokens + 1) / 2
+  below = sum(_block_flops(config, kind, context) for kind in config.blocks[:last])
+  d, h, k, v = config.d_model, config.num_heads, config.key_dim, config.value_dim
+  update = 2 * (d * h * (2 * k + v) + 2 * d * h) + 2 * 4 * h * k * v
+  return tokens * (below + update)
+
+
+def _sleep_flops(config: ModelConfig, n: int) -> float:
+  """The N − 1 sleep passes over one full window, counting what their results need.
+
+  What a pass feeds decides what of it is needed (and XLA removes the rest):
+    - "hidden" input: every pass but the last feeds its top hidden states to the next one (a
+      whole pass, plus the injection matmul of the next); the last only writes fast weights;
+    - "tokens" input, "carry" start: every pass only writes the fast weights the next one
+      starts from;
+    - "tokens" input, "fresh" start: only the last pass's fast weights are kept, so the other
+      passes are not needed at all.
+  """
+  window = config.window
+  partial = _state_only_pass_flops(config, window)
+  if config.sleep_input == "hidden":
+    inject = 2 * config.d_model**2 * window
+    return (n - 2) * _window_flops(config, window) + partial + (n - 1) * inject
+  if config.sleep_start == "carry":
+    return (n - 1) * partial
+  return partial
+
+
+def forward_flops(config: ModelConfig, seq_len: int, *, sleep_passes: int | None = None) -> float:
+  """Matrix FLOPs of `Model.forward` over one sequence of `seq_len` tokens (batch 1).
+
+  Every window gets its wake pass and the LM head; every window followed by another (and the
+  last, if `sleep_final_window` and full) gets N − 1 sleep passes over its L tokens, counted as
+  `_sleep_flops` says: work whose result nothing reads is not counted (`costs`, a streaming
+  budget, counts every sleep pass whole instead). The conventions of this module apply (matrix work only; the delta rule in its per-token form, whatever the
+  implementation computes).
+  """
+  n = config.sleep_passes if sleep_passes is None else sleep_passes
+  if n < 1 or seq_len < 1:
+    raise ValueError(f"sleep_passes and seq_len must be >= 1, got {n} and {seq_len}.")
+  window = config.window or seq_len
+  sizes = [min(window, seq_len - start) for start in range(0, seq_len, window)]
+  flops = (
+    sum(_window_flops(config, t) for t in sizes) + 2 * config.d_model * config.vocab_size * seq_len
+  )
+  if config.window is not None and config.has_fast_weights and n > 1:
+    sleeping = len(sizes) - 1 + (config.sleep_final_window and sizes[-1] == window)
+    flops += sleeping * _sleep_flops(config, n)
+  return flops
+
+
+def train_flops_per_step(
+  config: ModelConfig, *, batch_size: int, seq_len: int, sleep_passes: int | None = None
+) -> float:
+  """Model FLOPs of one training step: 3 x the forward (the backward costs about twice the
+  forward), over `batch_size` sequences of `seq_len` input tokens. Recomputation under
+  `jax.checkpoint` is not counted, as is usual for model-FLOPs utilisation (MFU)."""
+  return 3.0 * batch_size * forward_flops(config, seq_len, sleep_passes=sleep_passes)
+
+
 def format_costs(config: ModelConfig, passes: tuple[int, ...] = (1, 2, 4, 8)) -> str:
   """A small table of `costs` at several N, for logs and the README."""
   rows = ["| N | wake MFLOP/token | sleep MFLOP/window | total MFLOP/token | x N=1 |"]

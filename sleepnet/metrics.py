@@ -130,7 +130,9 @@ def format_line(step: int, num_steps: int, m: Mapping[str, float]) -> str:
     f"step {step}/{num_steps} | loss {m['loss']:.4f} | acc {m['accuracy']:.3f} | "
     f"exact {m['exact_match']:.3f} | lr {m['learning_rate']:.2e} | "
     f"{m['steps_per_sec']:.2f} steps/s | {m['tokens_per_sec']:,.0f} tok/s | "
-    f"ETA {_duration(m['eta_sec'])}"
+    + (f"{m['tflops_per_sec']:.3g} TFLOP/s | " if "tflops_per_sec" in m else "")
+    + (f"MFU {m['mfu']:.1%} | " if "mfu" in m else "")
+    + f"ETA {_duration(m['eta_sec'])}"
   )
 
 

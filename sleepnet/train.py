@@ -45,7 +45,7 @@ import optax
 from absl import logging
 from flax import nnx
 
-from sleepnet import checkpoint, evaluation, metrics, scoring, sharding
+from sleepnet import checkpoint, costs, evaluation, metrics, scoring, sharding, throughput
 from sleepnet import config as model_config_lib
 from sleepnet.model import Model
 from sleepnet.run_config import (
@@ -364,6 +364,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   writer = metrics.MetricWriter(workdir, resume_step=start)
   tokens_per_step = config.batch_size * (task.seq_len - 1)
   progress = metrics.Progress(start, config.num_steps, tokens_per_step)
+  flops_of = _flops_per_step(config, model_config, task)
+  peak = _peak_tflops()
   pending: list[tuple[int, dict[str, jax.Array]]] = []  # dispatched, not yet fetched
   window: list[dict[str, float]] = []  # fetched since the last report
   last: dict[str, float] = {}
@@ -373,8 +375,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       for step in range(start + 1, config.num_steps + 1):
         batch = next(data)
         batch = sharding.put_batch({k: batch[k] for k in ("tokens", "loss_mask")}, mesh)
-        state, step_metrics = train_step(state, batch, passes=train_passes(config, step))
-        pending.append((step, step_metrics))
+        passes = train_passes(config, step)
+        state, step_metrics = train_step(state, batch, passes=passes)
+        pending.append((step, {**step_metrics, "flops_per_step": flops_of(passes)}))
         final = step == config.num_steps
         stop = stop_requested() and not final
         # A stop reports too, so no trained step's metrics go unlogged.
@@ -388,6 +391,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           last = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
           last["learning_rate"] = float(schedule(step - 1))  # the rate of this step's update
           last.update(progress.update(step))
+          if peak is not None:
+            last.update(
+              throughput.utilisation(
+                last["flops_per_step"], last["steps_per_sec"], peak, jax.device_count()
+              )
+            )
+          else:
+            last["tflops_per_sec"] = last["flops_per_step"] * last["steps_per_sec"] / 1e12
           if heldout is not None and (step % config.eval_every == 0 or final):
             last.update(_evaluate_heldout(config, model_config, graphdef, state, heldout, mesh))
             progress.restart_clock()
@@ -415,6 +426,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if config.eval.at_end:
     results = evaluation.evaluate(workdir, config=config)
   return {"step": max(start, config.num_steps), "metrics": last, "eval": results}
+
+
+def _flops_per_step(
+  config: ml_collections.ConfigDict,
+  model_config: model_config_lib.ModelConfig,
+  task: task_base.TaskConfig,
+) -> Callable[[int | None], float]:
+  """Model FLOPs of one training step at a given N (None: the model's), memoised per N."""
+  cache: dict[int | None, float] = {}
+
+  def flops(passes: int | None) -> float:
+    if passes not in cache:
+      cache[passes] = costs.train_flops_per_step(
+        model_config, batch_size=config.batch_size, seq_len=task.seq_len - 1, sleep_passes=passes
+      )
+    return cache[passes]
+
+  return flops
+
+
+def _peak_tflops() -> float | None:
+  """The device's peak for MFU, or None (logged) for an accelerator the table lacks."""
+  try:
+    return throughput.peak_tflops()
+  except KeyError as e:
+    logging.warning("%s: logging TFLOP/s without MFU", e)
+    return None
 
 
 def _heldout_source(config: ml_collections.ConfigDict, workdir: pathlib.Path) -> Any:
