@@ -1,14 +1,13 @@
 """What a study scale costs per training step, each variant's exact command, side by side.
 
-Plans the gpu scale: a lent GPU has 15 minutes of device time per task, so how many variants of
-which study fit in one task, and whether 20k steps can finish at all, depend on the seconds per
-step of each variant's exact training command, which nobody has measured on a GPU yet.
+Plans the gpu scale: how long a study takes on a device, and how many seeds share it well, depend
+on the seconds per step of each variant's exact training command.
 
   python scripts/bench_study_steps.py --study rule110 --scale cpu --only hybrid,sleep4
-  # on a lent GPU (WORKSPACE.md, "The gpu scale on a lent GPU"):
-  source scripts/gpu_env.sh && python3 scripts/bench_study_steps.py --study all --scale gpu \\
-    --only hybrid,sleep4 --out $OUT/study_steps.json
-  ... --study rule110 --only sleep4 --processes 3     # 3 seeds sharing the device, as a slice
+  # on a GPU or TPU host (WORKSPACE.md, "The gpu scale on a GPU or TPU host"):
+  python scripts/bench_study_steps.py --study all --scale gpu --only hybrid,sleep4 \\
+    --out results/bench/study_steps-gpu.json
+  ... --study rule110 --only sleep4 --processes 3     # 3 seeds sharing the device (--jobs 3)
 
 For each study and variant, the last training stage's command in `scripts/studies.py` (for a
 two-stage variant its sleep stage: `steps` and the projection are that stage's; a curriculum
@@ -20,8 +19,9 @@ is the compiled step alone: data loading, logging and checkpointing are not in i
 pipeline is timed on its own (data s/batch: the mean wait for the next batch of the real grain
 iterator over 20 or more batches, after what it prefetched is drained); training overlaps the two,
 so a run's step takes about the larger of them. One process measures seed 0, one run at a time;
-`--processes K` starts K processes (seeds 0..K-1) that time each variant together, as a slice's
-seeds share one GPU, so their s/step is what each seed of a K-seed slice gets. The scale's
+`--processes K` starts K processes (seeds 0..K-1) that time each variant together, as
+`reproduce.py --jobs K` runs a variant's seeds on one device, so their s/step is what each seed
+gets then. The scale's
 environment variables (`Scale.env`, e.g. the cpu scale's single-threaded XLA) are not applied,
 since they must be set before jax starts: each row records them, and the cpu scale's real runs are
 slower per step than this measures. Prints a markdown table; --out also writes every number as JSON
@@ -54,7 +54,6 @@ import study_runs  # noqa: E402
 
 from sleepnet import evaluation, run_config, sharding, train  # noqa: E402
 
-SLICE_SECONDS = 540  # the deadline of one gpu_slice.sh command (WORKSPACE.md)
 DATA_BATCHES = 20  # batches the input pipeline's rate is averaged over (at least --steps)
 
 
@@ -65,7 +64,7 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
   batch), not the device's peak, which one process running many variants cannot separate. With
   a barrier (--processes), the timed steps start when every process has compiled and warmed up,
   and the next variant when every process has finished timing: the processes share the device
-  while the clock runs, as the seeds of a slice do.
+  while the clock runs, as seeds run with `reproduce.py --jobs` do.
   """
   stage = run.stages[-1]
   config = studies.parse_command(stage.argv)
@@ -127,7 +126,6 @@ def measure(run: studies.Run, steps: int, barrier: Any = None) -> dict[str, Any]
     "timed_steps": steps,
     "num_steps": same_n_steps,
     "projected_train_s": round(s_per_step * same_n_steps, 1),
-    "steps_per_slice": int(SLICE_SECONDS / s_per_step),
     "data_s_per_batch": data_s_per_batch,
     "temp_bytes": getattr(memory, "temp_size_in_bytes", None),
     "argument_bytes": getattr(memory, "argument_size_in_bytes", None),
@@ -145,16 +143,16 @@ def table(rows: list[dict[str, Any]]) -> str:
   """The measurements as a markdown table."""
   lines = [
     "| study | variant | seed | N | batch x tokens | compile (s) | s/step | steps "
-    "| projected train (s) | steps per 540 s | data s/batch | temp MiB | arguments MiB |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| projected train (s) | data s/batch | temp MiB | arguments MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for r in rows:
     name = r["variant"] + (f" ({r['stage']})" if r["stage"] else "")
     lines.append(
       f"| {r['study']} | {name} | {r['seed']} | {r['sleep_passes']} "
       f"| {r['batch_size']} x {r['tokens']} | {r['compile_s']:.1f} | {r['s_per_step']:.4f} "
-      f"| {r['num_steps']} | {r['projected_train_s']:.0f} | {r['steps_per_slice']} "
-      f"| {r['data_s_per_batch']:.4f} | {_mib(r['temp_bytes'])} | {_mib(r['argument_bytes'])} |"
+      f"| {r['num_steps']} | {r['projected_train_s']:.0f} | {r['data_s_per_batch']:.4f} "
+      f"| {_mib(r['temp_bytes'])} | {_mib(r['argument_bytes'])} |"
     )
   return "\n".join(lines)
 
@@ -182,7 +180,7 @@ def _measure_side_by_side(plans: list[list[studies.Run]], steps: int, on_row: An
   """Runs one process per plan (seed), all on this machine's device; False if one failed."""
   # Spawned, not forked: each child starts its own JAX runtime (forking a process whose JAX
   # threads are running is unsafe). Each takes GPU memory as it needs it, not 75% of it at start
-  # (as study_runs does for the seeds of a slice); the children inherit the variable at start.
+  # (as study_runs does with --jobs > 1); the children inherit the variable at start.
   ctx = multiprocessing.get_context("spawn")
   barrier = ctx.Barrier(len(plans), timeout=1800)
   queue = ctx.Queue()
@@ -221,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     "--processes",
     type=int,
     default=1,
-    help="K processes side by side, seeds 0..K-1, timed together (a slice's seeds share a GPU)",
+    help="K processes side by side, seeds 0..K-1, timed together (as reproduce.py --jobs K)",
   )
   p.add_argument("--out", type=pathlib.Path, help="also write the numbers here as JSON")
   args = p.parse_args(argv)

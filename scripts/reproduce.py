@@ -1,8 +1,9 @@
 r"""Reproduces one study of the paper through the framework itself, resumably and in slices.
 
   python scripts/reproduce.py --study rule110 --scale cpu --jobs 2     # the whole study, then merge
+  python scripts/reproduce.py --study rule110 --scale gpu --jobs 1     # on a GPU or TPU host
   python scripts/reproduce.py --study rule110 --scale gpu --only hybrid,sleep4 --seeds 0 \
-      --deadline_s 540                                                 # one slice (one GPU command)
+      --deadline_s 3300                                                # part of it, time-boxed
   python scripts/reproduce.py --study rule110 --merge                  # slices -> results, figures
   python scripts/reproduce.py --study depo --scale cpu --dry_run       # print the commands only
   python scripts/reproduce.py --study depo --scale gpu --todo          # what is left to run
@@ -10,8 +11,8 @@ r"""Reproduces one study of the paper through the framework itself, resumably an
 Studies: rule110, depo, gsm_symbolic, gsm_realistic. Scales (scripts/studies.py, one table): ci
 (minutes; for the test), cpu (tiny models, two seeds; 3.3 to 3.8 process-hours per study as
 measured on each study page, so 1.7 to 1.9 hours on a 2-core CPU with --jobs 2), cpu_long
-(rule110 and gsm_symbolic only: the cpu scale trained longer), gpu (the full study on one
-H100/H200, in slices).
+(rule110 and gsm_symbolic only: the cpu scale trained longer), gpu (the full study on one GPU
+or TPU host, for as long as it needs).
 
 Every run is `python -m sleepnet.main --config experiments/<exp>.py:<args> --workdir
 runs/<study>/<scale>/<variant>/seed<k> --config.KEY=VALUE ...` followed by `python -m
@@ -68,20 +69,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     "--jobs",
     type=int,
     default=1,
-    help="runs at once (2 on a 2-core CPU: one single-threaded process per core)",
+    help="runs at once (2 on a 2-core CPU: one single-threaded process per core; on a GPU or "
+    "TPU, the seeds side by side where the device has room)",
   )
   p.add_argument(
     "--deadline_s",
     type=float,
     default=None,
-    help="stop (SIGKILL, resumable) whatever still runs after this many seconds",
+    help="stop whatever still runs after this many seconds (e.g. within a scheduler's time "
+    "limit): trainers get SIGTERM and save the step they reached; rerun to resume",
   )
   p.add_argument("--dry_run", action="store_true", help="print the commands, run nothing")
   p.add_argument(
     "--todo",
     action="store_true",
     help="list the selected runs that have no finished slice yet (made by today's commands), "
-    "with one scripts/gpu_slice.sh command per variant; run nothing",
+    "those the verdicts need first, with the command that runs each variant; run nothing",
   )
   args = p.parse_args(argv)
   if args.out is None:
@@ -140,7 +143,7 @@ def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
   """The runs still to do: no finished slice in results/ made by the commands they have today."""
   ctx = study_runs.Context(runs_dir=args.runs, slices_dir=args.out / args.study / "slices")
   missing: dict[str, list[int]] = {}
-  partial: list[str] = []  # runs with checkpoints here (unpacked from a device's run-*.tgz)
+  partial: list[str] = []  # interrupted runs whose checkpoints are under --runs
   steps = 0
   for run in runs:
     if not study_runs.recorded(run, ctx, study_runs.spec_of(run, args.runs)):
@@ -157,32 +160,18 @@ def print_todo(args: argparse.Namespace, runs: list[studies.Run]) -> None:
     f"{args.study}/{args.scale}: {todo} of {len(runs)} runs to do ({steps} training steps), "
     "those the verdicts need first:"
   )
-  all_seeds = list(studies.get_scale(studies.get_study(args.study), args.scale).seeds)
-  if args.scale == "gpu":
-    git = ctx.git()
-    # The device's copy of the tree has no .git: the command tells the slices their commit.
-    commit = f"{study_runs.GIT_ENV}={git['commit']}{'+dirty' if git.get('dirty') else ''} "
   for variant, seeds in todo_order(missing):
     seed_text = ",".join(map(str, seeds))
-    if args.scale == "gpu":  # one device command per variant (scripts/gpu_slice.sh)
-      env = commit + (f"SEEDS={seed_text} " if seeds != all_seeds else "")
-      how = f"device: {env}bash scripts/gpu_slice.sh {args.study} {variant} 580"
-    else:
-      how = f"python scripts/reproduce.py --study {args.study} --scale {args.scale} "
-      how += f"--only {variant} --seeds {seed_text}"
+    how = f"python scripts/reproduce.py --study {args.study} --scale {args.scale} "
+    how += f"--only {variant} --seeds {seed_text}"
     used = verdicts.verdicts_using(variant)
     feeds = f" [verdicts {', '.join(used)}]" if used else ""
     print(f"  {variant}: seeds {seed_text}{feeds}  ({how})")
-  if args.scale == "gpu":
-    print(
-      "(580: the command's time limit in seconds; send it with timeout_s 580, or give both the "
-      "device time left, less the machine's start, when that is less)"
-    )
   if partial:
     where = study_runs.portable(args.runs / args.study / args.scale)
     print(
-      f"  resume from checkpoints here ({'; '.join(partial)}): carry {where}/VARIANT with that "
-      "variant's command (one variant per call: its three runs fit the 64 MiB a call carries)"
+      f"  resume from checkpoints here ({'; '.join(partial)}): in {where}/VARIANT, which that "
+      "variant's command continues from the step it reached"
     )
 
 

@@ -17,8 +17,9 @@ scales (and Rule 110 and gsm_symbolic at a fourth, cpu_long):
         --jobs 2 (AMD EPYC), and 2.9 more for its two ablations (Intel Xeon). gsm_symbolic:
         twice (4000 steps), its step costs being 2 to 3 times Rule 110's; measured 6.5
         process-hours on an Intel Xeon, about 1.75 times slower.
-  gpu   the full study on one H100/H200: >= 20k steps, 3 seeds, larger models, deeper tasks; run
-        in slices (`--only`, `--seeds`) because one GPU command lasts at most 10 minutes.
+  gpu   the full study on one GPU or TPU host: >= 20k steps, 3 seeds, larger models, deeper
+        tasks; run for as long as it needs (seeds side by side with --jobs where the device has
+        room), resuming from the run directories after a preemption.
 
 Everything a run needs is here as plain data; `runs_of` turns a (study, scale, variant, seed) into
 the exact `python -m sleepnet.main` / `python -m sleepnet.evaluate` commands, which only pass
@@ -281,12 +282,13 @@ _CPU_NOTE = (
   "a learning-speed race at a fixed small budget, not the capacity-limit comparison the paper "
   "makes."
 )
-# One checkpoint per run: a slice's run directories stay small enough to carry to the next GPU
-# session (an interrupted run resumes from its latest checkpoint only).
+# One checkpoint per run: an interrupted run resumes from its latest checkpoint only, so older
+# ones would only take disk space.
 _GPU_EXTRA = {"max_to_keep": 1}
 _GPU_NOTE = (
-  "The full study (3 seeds, >= 20k steps, larger model and deeper task), run in slices of at most "
-  "10 minutes per GPU command; interrupted runs resume from their checkpoints."
+  "The full study (3 seeds, >= 20k steps, larger models and deeper tasks) on one GPU or TPU host, "
+  "run for as long as it needs, the seeds side by side (--jobs) where the device has room; after "
+  "a preemption, rerunning the command resumes the runs from their run directories."
 )
 
 
@@ -784,7 +786,7 @@ STUDIES: Mapping[str, Study] = {
             "collapsed to the windowed transformer's constant guess), deep4 0.140, question-only "
             "chance 0.065; verdicts (a) FAIL (-0.008), (b) PASS, (c) PASS, (d) FAIL. Measured "
             "7837 s = 2.2 hours of wall time with --jobs 2 on an idle 2-core CPU (4.3 "
-            "process-hours), about 10 minutes over the 2-hour target.",
+            "process-hours), 637 s over the 2-hour target.",
             "1000 steps, checkpoint every 500, no curriculum, two-stage N = 1 for 500 steps, "
             "otherwise the same "
             "(results/gsm_realistic at "

@@ -240,7 +240,8 @@ def merge_scale(
         text = f"cpu: {d['host_cpu']}, {d.get('host_cores', '?')} cores"
       if text not in devices:
         devices.append(text)
-      # The framework versions it ran with (the GPU image's jax is not the one CI pins).
+      # The framework versions it ran with (an accelerator host's jax may not be the one CI
+      # pins).
       versions = ", ".join(f"{k} {d[k]}" for k in ("jax", "flax") if d.get(k))
       if versions and versions not in software:
         software.append(versions)
@@ -1348,8 +1349,9 @@ def write_index(out_dir: pathlib.Path) -> None:
     "models, two seeds trained side by side (`--jobs 2`, one single-threaded process each). "
     f"`cpu_long` ({_cpu_long_factors()}): the cpu scale's models, task and seeds trained "
     "longer, for the variants the verdicts need (and the ablations a scale names). "
-    "`gpu`: the full study, run in slices of at most 10 minutes (`--only`, `--seeds`, "
-    "`--deadline_s`) and combined with `--merge`.",
+    "`gpu`: the full study on one GPU or TPU host, run for as long as it needs (the seeds side "
+    "by side with `--jobs` where the device has room), resuming from its run directories after "
+    "a preemption.",
     "",
     "| study | scale | steps | batch | d_model | seeds | task | variants |",
     "|---|---|---|---|---|---|---|---|",
@@ -1365,9 +1367,10 @@ def write_index(out_dir: pathlib.Path) -> None:
   lines += [
     "",
     "Reproduce a study: `python scripts/reproduce.py --study rule110 --scale cpu` (trains what is "
-    "missing, then merges); on a GPU, one slice per command, e.g. `python scripts/reproduce.py "
-    "--study rule110 --scale gpu --only sleep4 --seeds 0 --deadline_s 540`, then `python "
-    "scripts/reproduce.py --study rule110 --merge` wherever the slice files are gathered.",
+    "missing, then merges); on a GPU or TPU host, `python scripts/reproduce.py --study rule110 "
+    "--scale gpu --jobs 1` (more jobs where the device has room; rerun it to resume after a "
+    "preemption; `--todo` lists what is missing), and `python scripts/reproduce.py --study "
+    "rule110 --merge` wherever the slice files are gathered.",
     "",
   ]
   out_dir.mkdir(parents=True, exist_ok=True)

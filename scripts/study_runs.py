@@ -145,11 +145,6 @@ class Context:
       return dict(self._git)
 
 
-# Where git cannot say (a tree copied without .git), the commit a command says it runs, as
-# "SHA" or "SHA+dirty": `reproduce.py --todo` writes it into the device commands it prints.
-GIT_ENV = "SLEEPNET_GIT_COMMIT"
-
-
 def git_info(root: pathlib.Path = ROOT) -> dict[str, Any]:
   """{"commit": HEAD or "unknown", "dirty": whether files differ, "changed": which (up to 20)}.
 
@@ -165,13 +160,8 @@ def git_info(root: pathlib.Path = ROOT) -> dict[str, Any]:
   try:
     commit = git("rev-parse", "HEAD").strip()
     changed = git("status", "--porcelain", "--", ".", ":(exclude)results").splitlines()
-  except (subprocess.SubprocessError, OSError):
-    # A copy of the tree without .git (the device tool's): the command names its commit.
-    given = os.environ.get(GIT_ENV, "")
-    if not given:
-      return {"commit": "unknown", "dirty": None}
-    commit, _, state = given.partition("+")
-    return {"commit": commit, "dirty": state == "dirty", "source": f"${GIT_ENV}"}
+  except (subprocess.SubprocessError, OSError):  # no git, or a tree copied without .git
+    return {"commit": "unknown", "dirty": None}
   # Which paths differ (the first 20), so a reader can tell changed code from a stray file.
   return {"commit": commit, "dirty": bool(changed), "changed": [c[3:] for c in changed[:20]]}
 
@@ -302,7 +292,7 @@ HEARTBEAT_S = 30.0
 # sleepnet.train) and this long to do so before SIGKILL; an evaluation just stops.
 STOP_GRACE_S = 20.0
 # Children die with the thread that started them (PR_SET_PDEATHSIG, Linux): a reproduce.py killed
-# outright (a device command past its limit, a closed session) must not leave trainers behind
+# outright (a job killed at a scheduler's limit, a closed session) must not leave trainers behind
 # writing into run directories that its relaunch resumes. They run in their own session, so that
 # the deadline can stop a trainer and whatever it started together, which a kill of this
 # process's group would otherwise miss.

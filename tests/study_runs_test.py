@@ -82,8 +82,8 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_children_die_with_a_killed_reproduce(tmp_path, child):
-  # A parent that starts a child as study_runs does and is then SIGKILLed (a device command past
-  # its limit): the child, in a session of its own, must not outlive it.
+  # A parent that starts a child as study_runs does and is then SIGKILLed (a job killed at a
+  # scheduler's limit): the child, in a session of its own, must not outlive it.
   parent = textwrap.dedent(
     f"""
     import subprocess, sys, time
