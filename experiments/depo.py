@@ -15,16 +15,12 @@ Two-stage training:
       --workdir /tmp/depo_s2
 
 Arguments (`:key=value,...`): model (transformer, transformer_full, hybrid, sleep, deep), passes,
-stage (0, 1, 2), init_from, smoke; see experiments/base.py.
+stage (0, 1, 2), init_from, smoke; see sleepnet/experiment.py.
 """
-
-import pathlib
-import sys
 
 import ml_collections
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the repo, for `experiments`
-from experiments import base
+from sleepnet import experiment as base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -17,16 +17,12 @@ Two-stage training:
 
 Arguments (`:key=value,...`): variant (symbolic, realistic), model (transformer,
 transformer_full, hybrid, sleep, deep), passes, stage (0, 1, 2), init_from, smoke; see
-experiments/base.py.
+sleepnet/experiment.py.
 """
-
-import pathlib
-import sys
 
 import ml_collections
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the repo, for `experiments`
-from experiments import base
+from sleepnet import experiment as base
 
 VARIANTS = {"symbolic": "gsm_symbolic", "realistic": "gsm_realistic"}
 

@@ -25,13 +25,9 @@ Arguments (`:key=value,...`): model (transformer, transformer_full, hybrid, slee
 also be overridden on the command line, e.g. `--config.model.sleep_passes=2`.
 """
 
-import pathlib
-import sys
-
 import ml_collections
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the repo, for `experiments`
-from experiments import base
+from sleepnet import experiment as base
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

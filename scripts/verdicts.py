@@ -57,7 +57,8 @@ TITLES = {
 }
 
 # The variants without whose results a verdict is not judged; (b) also uses sleep2 when it has
-# results. `reproduce.py --todo` lists these first, so that scarce GPU time decides verdicts.
+# results. `reproduce.py --todo` lists these first, so that the first runs finished decide
+# verdicts.
 NEEDS = {
   "a": ("hybrid", "sleep4"),
   "b": ("hybrid", "sleep4"),

@@ -162,8 +162,8 @@ def forward_flops(config: ModelConfig, seq_len: int, *, sleep_passes: int | None
   Every window gets its wake pass and the LM head; every window followed by another (and the
   last, if `sleep_final_window` and full) gets N − 1 sleep passes over its L tokens, counted as
   `_sleep_flops` says: work whose result nothing reads is not counted (`costs`, a streaming
-  budget, counts every sleep pass whole instead). The conventions of this module apply (matrix work only; the delta rule in its per-token form, whatever the
-  implementation computes).
+  budget, counts every sleep pass whole instead). The conventions of this module apply (matrix
+  work only; the delta rule in its per-token form, whatever the implementation computes).
   """
   n = config.sleep_passes if sleep_passes is None else sleep_passes
   if n < 1 or seq_len < 1:

@@ -296,7 +296,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """Trains (or resumes) the run of `config` in `workdir`, then evaluates it if configured.
 
   Args:
-    config: the experiment config (see experiments/base.py).
+    config: the experiment config (see sleepnet/experiment.py).
     workdir: the run directory (checkpoints, metrics, config.json, eval.json).
 
   Returns:

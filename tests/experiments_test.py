@@ -86,9 +86,9 @@ def test_arguments_parse_and_errors_name_the_problem():
 
 
 def test_every_config_key_has_a_comment_and_no_code_defaults():
-  """Each key assignment in experiments/base.py carries a trailing one-line comment, and the
+  """Each key assignment in sleepnet/experiment.py carries a trailing one-line comment, and the
   library never falls back to `config.get(key, default)`."""
-  base = (ROOT / "experiments" / "base.py").read_text()
+  base = (ROOT / "sleepnet" / "experiment.py").read_text()
   assignments = re.findall(r"^\s+(?:c|m)\.[a-z_.]+ = .*$", base, flags=re.M)
   assert len(assignments) > 40
   assert [a for a in assignments if "  # " not in a] == []

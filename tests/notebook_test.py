@@ -2,7 +2,6 @@
 
 import json
 import pathlib
-import sys
 import tempfile
 
 import matplotlib
@@ -29,13 +28,14 @@ def test_tour_notebook_is_committed_clean():
     # No IPython magics, so that it runs as plain Python (this test, `python` on the cells).
     magics = [line for line in cell["source"] if line.lstrip().startswith(("!", "%"))]
     assert not magics, f"code cell {i} uses IPython syntax: {magics}"
+    # It imports the installed package and loads experiment files by path: no path edits.
+    assert not any("sys.path" in line for line in cell["source"]), f"code cell {i} edits sys.path"
 
 
 def test_tour_notebook_runs_every_cell(monkeypatch, tmp_path):
   monkeypatch.setenv("SLEEPNET_REPO", str(REPO))
   monkeypatch.setenv("SLEEPNET_TOUR_STEPS", "40")  # the workflow, not the learning
   monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its run directories land here
-  monkeypatch.setattr(sys, "path", list(sys.path))  # the notebook prepends the repository
   namespace: dict = {"__name__": "__main__"}
   try:
     for i, cell in enumerate(_code_cells()):

@@ -1,7 +1,7 @@
 """Every training command of the gpu study scale builds: config, task, model, train step.
 
-The gpu scale has never run here (no GPU was lent yet), and a GPU command is too scarce to spend
-on a typo: each command of scripts/studies.py is parsed exactly as `python -m sleepnet.main`
+The gpu scale runs for hours on an accelerator that CI does not have, and a run should not die
+of a typo there: each command of scripts/studies.py is parsed exactly as `python -m sleepnet.main`
 parses it, checked by `run_config.resolve`, and its train step (gradient through every sleep pass)
 is traced with `jax.eval_shape` on a batch of the task's real example length. Nothing is
 allocated or compiled (about 30 s a study). The cpu scale's commands ran for real (results/).

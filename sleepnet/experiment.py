@@ -1,6 +1,7 @@
 """Shared pieces of every experiment config, as functions (no inheritance).
 
-An experiment file (`rule110.py`, `depo.py`, `gsm_infinite.py`) defines `get_config(arg)`:
+An experiment file (experiments/rule110.py, depo.py, gsm_infinite.py) defines `get_config(arg)`
+with these functions (imported as `from sleepnet import experiment as base`):
 
   args = base.parse_arg(arg, model="sleep", passes=4, smoke=False, ...)  # ":model=deep,smoke"
   config = base.base_config()                      # every training key, with its default
