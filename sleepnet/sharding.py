@@ -76,6 +76,9 @@ def initialize_distributed(enabled: bool) -> bool:
         "JAX_COORDINATOR_ADDRESS is set, so JAX_NUM_PROCESSES and JAX_PROCESS_ID must be set to "
         f"integers too ({e!r})"
       ) from None
+  # Collectives between processes on CPU devices need an implementation; gloo ships with
+  # jaxlib. GPU and TPU collectives ignore the setting, so it is safe on every host.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(**kwargs)
   return True
 
