@@ -35,3 +35,18 @@ def trained(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("trained")
   train.train_and_evaluate(tiny_run.config(), str(workdir))
   return workdir
+
+
+@pytest.fixture(scope="module")
+def not_into_the_persistent_cache():
+  """Writes none of a module's programs to the persistent compilation cache.
+
+  A fresh-clone CI run aborted inside XLA:CPU's executable serialization while writing one of
+  the numerics tests' programs to the cache (jax 0.10.2). Those programs compile once per run
+  anyway; the threshold is read at every write, so raising it skips the writes.
+  """
+  key = "jax_persistent_cache_min_compile_time_secs"
+  before = getattr(jax.config, key)
+  jax.config.update(key, 1e9)
+  yield
+  jax.config.update(key, before)

@@ -15,6 +15,7 @@ import pytest
 import tiny_run
 from absl import flags
 from flax import nnx
+from jaxpr_tools import dot_generals
 
 import sleepnet
 from sleepnet import run_config, sharding, train
@@ -30,25 +31,6 @@ def tiny(dtype, **changes):
   return cfg.replace(dtype=dtype, **changes)
 
 
-def dot_dtypes(fn, *args):
-  """The operand dtypes of every dot_general in fn's jaxpr, nested scans and remat included."""
-  found = []
-
-  def walk(jaxpr):
-    for eqn in jaxpr.eqns:
-      if eqn.primitive.name == "dot_general":
-        found.append((str(eqn.invars[0].aval.dtype), str(eqn.params["precision"])))
-      for p in eqn.params.values():
-        for inner in p if isinstance(p, tuple | list) else (p,):
-          if hasattr(inner, "jaxpr") and hasattr(inner.jaxpr, "eqns"):
-            walk(inner.jaxpr)
-          elif hasattr(inner, "eqns"):
-            walk(inner)
-
-  walk(jax.make_jaxpr(fn)(*args).jaxpr)
-  return found
-
-
 def test_bf16_matmuls_with_float32_params_state_and_logits():
   model = sleepnet.Model(tiny("bfloat16"), rngs=nnx.Rngs(0))
   toks = jax.random.randint(jax.random.key(1), (2, 13), 0, 13)
@@ -57,7 +39,10 @@ def test_bf16_matmuls_with_float32_params_state_and_logits():
   assert all(f is None or f.dtype == jnp.float32 for f in fast)
   assert {str(x.dtype) for x in jax.tree.leaves(nnx.state(model, nnx.Param))} == {"float32"}
   graphdef, params = nnx.split(model)
-  dots = dot_dtypes(lambda p, t: nnx.merge(graphdef, p).forward(t), params, toks)
+  dots = [
+    (d, str(p))
+    for d, p in dot_generals(lambda p, t: nnx.merge(graphdef, p).forward(t), params, toks)
+  ]
   bf16 = [d for d in dots if d[0] == "bfloat16"]
   f32 = [d for d in dots if d[0] == "float32"]
   assert bf16, "no matmul ran in bfloat16"

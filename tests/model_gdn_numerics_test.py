@@ -21,16 +21,7 @@ from sleepnet.gdn import GatedDeltaNet
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _not_into_the_persistent_cache():
-  # A fresh-clone CI run aborted inside XLA:CPU's executable serialization while writing one
-  # of this module's programs to the persistent compilation cache (jax 0.10.2). Each program
-  # here compiles once per run anyway, so none is written: the threshold is read per write.
-  key = "jax_persistent_cache_min_compile_time_secs"
-  before = getattr(jax.config, key)
-  jax.config.update(key, 1e9)
-  yield
-  jax.config.update(key, before)
+pytestmark = pytest.mark.usefixtures("not_into_the_persistent_cache")
 
 
 def rel_err(a, b) -> float:

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jaxpr_tools import dot_generals
 
 from sleepnet import recurrence
 from sleepnet.recurrence import gated_delta_rule
@@ -43,16 +44,7 @@ TOL = 1e-4
 NAMES = ("o", "final_state", "dq", "dk", "dv", "dg", "dbeta", "dS0")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _not_into_the_persistent_cache():
-  # A fresh-clone CI run aborted inside XLA:CPU's executable serialization while writing one
-  # of this module's programs to the persistent compilation cache (jax 0.10.2). Each program
-  # here compiles once per run anyway, so none is written: the threshold is read per write.
-  key = "jax_persistent_cache_min_compile_time_secs"
-  before = getattr(jax.config, key)
-  jax.config.update(key, 1e9)
-  yield
-  jax.config.update(key, before)
+pytestmark = pytest.mark.usefixtures("not_into_the_persistent_cache")
 
 
 def rel_err(a, b) -> float:
@@ -220,23 +212,7 @@ def test_every_product_asks_for_float32_exact_precision():
     return jax.grad(loss, argnums=tuple(range(6)))(*args)
 
   with jax.default_matmul_precision("bfloat16"):  # what a fast-matmul caller might set
-    jaxpr = jax.make_jaxpr(fwd_bwd)(*(jnp.asarray(a, jnp.float32) for a in x))
-  precisions = []
-
-  def walk(jpr):
-    for eqn in jpr.eqns:
-      if eqn.primitive.name == "dot_general":
-        precisions.append(eqn.params["precision"])
-      for sub in jax.core.subjaxprs(eqn) if hasattr(jax.core, "subjaxprs") else ():
-        walk(sub)
-      for p in eqn.params.values():
-        for inner in p if isinstance(p, tuple | list) else (p,):
-          if hasattr(inner, "jaxpr") and hasattr(inner.jaxpr, "eqns"):
-            walk(inner.jaxpr)
-          elif hasattr(inner, "eqns"):
-            walk(inner)
-
-  walk(jaxpr.jaxpr)
+    precisions = [p for _, p in dot_generals(fwd_bwd, *(jnp.asarray(a, jnp.float32) for a in x))]
   assert len(precisions) > 10  # the forward and backward products of a chunk, inside the scan
   highest = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
   assert all(p == highest for p in precisions), set(precisions)
