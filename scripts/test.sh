@@ -11,13 +11,4 @@ fi
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
-if [ "$#" -eq 0 ]; then
-  # The adversarial recurrence tests switch JAX to float64 for their oracle (jax.enable_x64).
-  # Run after the rest of the suite in one process, XLA:CPU crashed there on a fresh clone
-  # (a segfault while compiling, an abort while serializing); alone they pass, so they get a
-  # process of their own.
-  .venv/bin/python -m pytest --ignore=tests/recurrence_adversarial_test.py
-  .venv/bin/python -m pytest tests/recurrence_adversarial_test.py
-else
-  .venv/bin/python -m pytest "$@"
-fi
+.venv/bin/python -m pytest "$@"

@@ -20,6 +20,21 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 jax.config.update("jax_default_matmul_precision", "highest")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _free_compiled_programs():
+  """Drops every compiled program after each test module.
+
+  XLA:CPU maps each compiled executable's code into memory pages of its own, and JAX keeps
+  every executable alive in its jit caches. Over the whole suite in one process those mappings
+  passed the kernel's limit (vm.max_map_count, 65530 by default): the next compilation then
+  crashed inside XLA (a segfault compiling, an abort serializing for the persistent cache).
+  Clearing the caches between modules keeps the count to one module's programs; programs are
+  still read back from the persistent cache, so little is compiled twice.
+  """
+  yield
+  jax.clear_caches()
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
   """A workdir holding the finished tiny run of tests/tiny_run.py, trained once for all tests.
