@@ -23,6 +23,8 @@ _EXPORTS = {
   "load_run": "sleepnet.trained",
   "predict": "sleepnet.trained",
   "TrainedRun": "sleepnet.trained",
+  "from_pretrained": "sleepnet.pretrained",
+  "save_pretrained": "sleepnet.pretrained",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -31,12 +31,19 @@ class KVCache(NamedTuple):
 
 
 class WindowAttention(nnx.Module):
-  """Multi-head or grouped-query causal attention within the current window, with RoPE."""
+  """Multi-head or grouped-query causal attention within the current window, with RoPE.
+
+  Options for imported models (see `ModelConfig`): RMSNorm of queries and keys per head or over
+  all heads (`attn_qk_norm`), RoPE on a leading share of each head (`rope_fraction`, 0: none),
+  and a sigmoid output gate (`attn_output_gate`).
+  """
 
   def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs) -> None:
     d, h, g, k = config.d_model, config.num_heads, config.kv_heads, config.key_dim
     self.num_heads, self.kv_heads, self.key_dim = h, g, k
     self.rope_base = config.rope_base
+    self.rotary_dim = config.rotary_dim
+    self.qk_norm = config.attn_qk_norm
     dt = layers.dtypes(config)
     self.q_proj = nnx.Linear(d, h * k, use_bias=False, **dt, rngs=rngs)
     self.k_proj = nnx.Linear(d, g * k, use_bias=False, **dt, rngs=rngs)
@@ -48,6 +55,16 @@ class WindowAttention(nnx.Module):
       kernel_init=layers.residual_out_init(config.num_layers),
       **dt,
       rngs=rngs,
+    )
+    # The options' weights come last, and only when used, so that a config without them has the
+    # weights it had before they existed (same seed, same parameters).
+    norm = layers.norm_args(config, rngs)
+    per_head = config.attn_qk_norm == "head"
+    normed = config.attn_qk_norm != "none"
+    self.q_norm = layers.RMSNorm(k if per_head else h * k, **norm) if normed else None
+    self.k_norm = layers.RMSNorm(k if per_head else g * k, **norm) if normed else None
+    self.gate_proj = (
+      nnx.Linear(d, h * k, use_bias=False, **dt, rngs=rngs) if config.attn_output_gate else None
     )
 
   def init_state(self, batch_size: int, capacity: int, fast: None = None) -> KVCache:
@@ -74,12 +91,10 @@ class WindowAttention(nnx.Module):
     """
     b, t, _ = x.shape
     positions = pos + jnp.arange(t)
-    q = layers.rope(
-      self.q_proj(x).reshape(b, t, self.num_heads, self.key_dim), positions, self.rope_base
-    )
-    k = layers.rope(
-      self.k_proj(x).reshape(b, t, self.kv_heads, self.key_dim), positions, self.rope_base
-    )
+    q = self._project(self.q_proj, self.q_norm, x, self.num_heads)
+    k = self._project(self.k_proj, self.k_norm, x, self.kv_heads)
+    q = layers.rope(q, positions, self.rope_base, self.rotary_dim)
+    k = layers.rope(k, positions, self.rope_base, self.rotary_dim)
     v = self.v_proj(x).reshape(b, t, self.kv_heads, self.key_dim)
     capacity = state.k.shape[1]
     if isinstance(pos, int) and pos == 0 and t == capacity:
@@ -96,4 +111,20 @@ class WindowAttention(nnx.Module):
         q, cache_k.astype(q.dtype), cache_v.astype(q.dtype), mask=mask[None, None]
       )
       new_state = KVCache(cache_k, cache_v)
-    return self.o_proj(out.reshape(b, t, self.num_heads * self.key_dim)), new_state
+    out = out.reshape(b, t, self.num_heads * self.key_dim)
+    if self.gate_proj is not None:
+      out = out * jax.nn.sigmoid(self.gate_proj(x))
+    return self.o_proj(out), new_state
+
+  def _project(
+    self, proj: nnx.Linear, norm: layers.RMSNorm | None, x: jax.Array, heads: int
+  ) -> jax.Array:
+    """Queries or keys [B, T, heads, K], RMS-normalised as `attn_qk_norm` says."""
+    b, t, _ = x.shape
+    y = proj(x)
+    if norm is not None and self.qk_norm == "all":
+      y = norm(y)
+    y = y.reshape(b, t, heads, self.key_dim)
+    if norm is not None and self.qk_norm == "head":
+      y = norm(y)
+    return y

@@ -21,21 +21,32 @@ from sleepnet import layers
 from sleepnet.attention import WindowAttention
 from sleepnet.config import ModelConfig
 from sleepnet.gdn import GatedDeltaNet
+from sleepnet.moe import MoE
 
 MIXERS: dict[str, type[nnx.Module]] = {"gdn": GatedDeltaNet, "attn": WindowAttention}
 
 
 class Block(nnx.Module):
-  """x + mixer(norm(x)), then h + mlp(norm(h)) (the MLP is skipped when mlp_dim is 0)."""
+  """x + mixer(norm(x)), then h + mlp(norm(h)) (the MLP is skipped when mlp_dim is 0; with
+  `moe`, it is a mixture of experts).
 
-  def __init__(self, kind: str, config: ModelConfig, *, rngs: nnx.Rngs) -> None:
+  With `config.attn_norm == "post"`, attention blocks compute x + norm(mixer(x)), then
+  h + norm(mlp(h)) instead (the same two norms, applied to the branches' outputs).
+  """
+
+  def __init__(self, kind: str, config: ModelConfig, *, rngs: nnx.Rngs, moe: bool = False) -> None:
     if kind not in MIXERS:
       raise ValueError(f"Unknown block kind {kind!r}; known: {sorted(MIXERS)}.")
     self.kind = kind
-    norm = dict(eps=config.norm_eps, param_dtype=config.weight_dtype, rngs=rngs)
+    norm = layers.norm_args(config, rngs)
+    # "post": the norms apply to what the mixer and the MLP return (OLMo-Hybrid's attention).
+    self.post_norm = kind == "attn" and config.attn_norm == "post"
     self.mixer_norm = layers.RMSNorm(config.d_model, **norm)
     self.mixer = MIXERS[kind](config, rngs=rngs)
-    if config.hidden_dim:
+    if moe:
+      self.mlp_norm = layers.RMSNorm(config.d_model, **norm)
+      self.mlp = MoE(config, rngs=rngs)
+    elif config.hidden_dim:
       self.mlp_norm = layers.RMSNorm(config.d_model, **norm)
       self.mlp = layers.SwiGLU(
         config.d_model,
@@ -54,6 +65,12 @@ class Block(nnx.Module):
     return self.mixer.fast_weights(state)
 
   def __call__(self, x: jax.Array, state: Any, pos: int | jax.Array) -> tuple[jax.Array, Any]:
+    if self.post_norm:
+      y, state = self.mixer(x, state, pos)
+      h = x + self.mixer_norm(y)
+      if self.mlp is not None:
+        h = h + self.mlp_norm(self.mlp(h))
+      return h, state
     y, state = self.mixer(self.mixer_norm(x), state, pos)
     h = x + y
     if self.mlp is not None:

@@ -23,6 +23,8 @@ SLEEP_STARTS = ("carry", "fresh")
 GDN_IMPLS = ("chunked", "reference")
 POSITION_EMBEDDINGS = ("none", "window")
 DTYPES = ("float32", "bfloat16")
+ATTN_NORMS = ("pre", "post")
+QK_NORMS = ("none", "head", "all")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -74,6 +76,36 @@ class ModelConfig:
       float32.
     param_dtype: the dtype parameters (and so the optimizer's moments) are stored in;
       "float32" for training, also in mixed precision.
+
+  Layer options of imported pretrained hybrids (`sleepnet.pretrained`); their defaults are
+  sleepnet's own layers, so a config that does not name them builds the same model:
+    norm_offset: every RMSNorm but the GDN output norm scales by (1 + w), w initialised to 0
+      (Qwen3-Next, Qwen3.5), instead of by w initialised to 1.
+    attn_norm: "pre" (x + mixer(norm(x)), h + mlp(norm(h))) or "post" (x + norm(mixer(x)),
+      h + norm(mlp(h))) for attention blocks (OLMo-Hybrid); GDN blocks are always pre-norm.
+    attn_qk_norm: RMSNorm of attention queries and keys before RoPE: "none", "head" (over each
+      head's features) or "all" (over all heads' features at once).
+    attn_output_gate: attention output times sigmoid(W_gate x), per feature, before o_proj.
+    rope_fraction: the share of each attention head's features that RoPE rotates (the first
+      ones, rotate-half pairs within them); 0 means no positions in attention (NoPE).
+    gdn_heads: GDN value heads, which the fast weights have; None means num_heads.
+    gdn_key_heads: GDN query/key heads, each shared by gdn_heads / gdn_key_heads consecutive
+      value heads; None means gdn_heads.
+    gdn_key_dim: per-head width of GDN queries and keys; None means the attention head_dim.
+    gdn_q_scale: scale L2-normalised GDN queries by 1/sqrt(gdn_key_dim).
+    gdn_conv_bias: the GDN convolution has a bias.
+    gdn_beta_bias: the GDN write strength's projection has a bias.
+    gdn_beta_scale: beta = gdn_beta_scale * sigmoid(w_b x); 2 lets the delta rule's transition
+      I - beta k k^T have a negative eigenvalue (OLMo-Hybrid).
+    gdn_norm_eps: epsilon of the GDN output norm; None means norm_eps.
+    moe_experts: experts of mixture-of-experts MLPs (Qwen3-Next); 0 means dense SwiGLU MLPs.
+    moe_top_k: experts each token is routed to (softmax router, top k).
+    moe_dim: hidden width of each expert's SwiGLU; None means the dense mlp_dim.
+    moe_shared_dim: hidden width of a shared expert every token uses, scaled by a sigmoid gate
+      of its own; 0 means none.
+    moe_norm_top_k: renormalise the k routing weights to sum to one.
+    moe_layers: which layers have mixture-of-experts MLPs (one bool per block); None means
+      all of them when moe_experts > 0.
   """
 
   vocab_size: int
@@ -100,11 +132,32 @@ class ModelConfig:
   tie_embeddings: bool = False
   dtype: Literal["float32", "bfloat16"] = "float32"
   param_dtype: Literal["float32", "bfloat16"] = "float32"
+  norm_offset: bool = False
+  attn_norm: Literal["pre", "post"] = "pre"
+  attn_qk_norm: Literal["none", "head", "all"] = "none"
+  attn_output_gate: bool = False
+  rope_fraction: float = 1.0
+  gdn_heads: int | None = None
+  gdn_key_heads: int | None = None
+  gdn_key_dim: int | None = None
+  gdn_q_scale: bool = False
+  gdn_conv_bias: bool = True
+  gdn_beta_bias: bool = True
+  gdn_beta_scale: float = 1.0
+  gdn_norm_eps: float | None = None
+  moe_experts: int = 0
+  moe_top_k: int = 1
+  moe_dim: int | None = None
+  moe_shared_dim: int = 0
+  moe_norm_top_k: bool = True
+  moe_layers: tuple[bool, ...] | None = None
 
   def __post_init__(self) -> None:
     # Lists (from JSON or ml_collections) become tuples so the config stays hashable.
     if not isinstance(self.blocks, tuple):
       object.__setattr__(self, "blocks", tuple(self.blocks))
+    if self.moe_layers is not None and not isinstance(self.moe_layers, tuple):
+      object.__setattr__(self, "moe_layers", tuple(self.moe_layers))
     _positive(self, "vocab_size", "d_model", "num_heads", "sleep_passes", "conv_kernel")
     _positive(self, "max_len", "gdn_chunk_size")
     if not self.blocks:
@@ -118,7 +171,8 @@ class ModelConfig:
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"ModelConfig.{name} must be a positive number, got {value!r}.")
-    for name in ("sleep_final_window", "remat", "tie_embeddings"):
+    bools = ("sleep_final_window", "remat", "tie_embeddings", "norm_offset", "attn_output_gate")
+    for name in (*bools, "gdn_q_scale", "gdn_conv_bias", "gdn_beta_bias", "moe_norm_top_k"):
       if not isinstance(getattr(self, name), bool):
         raise ValueError(f"ModelConfig.{name} must be True or False, got {getattr(self, name)!r}.")
     _choice(self, "sleep_input", SLEEP_INPUTS)
@@ -127,6 +181,20 @@ class ModelConfig:
     _choice(self, "dtype", DTYPES)
     _choice(self, "param_dtype", DTYPES)
     _choice(self, "position_embedding", POSITION_EMBEDDINGS)
+    _choice(self, "attn_norm", ATTN_NORMS)
+    _choice(self, "attn_qk_norm", QK_NORMS)
+    for name in ("gdn_beta_scale", "gdn_norm_eps"):
+      value = getattr(self, name)
+      if value is None and name == "gdn_norm_eps":
+        continue
+      if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"ModelConfig.{name} must be a positive number, got {value!r}.")
+    self._check_moe()
+    fraction = self.rope_fraction
+    if (
+      isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1
+    ):
+      raise ValueError(f"ModelConfig.rope_fraction must lie in [0, 1], got {fraction!r}.")
     if self.head_dim is None and self.d_model % self.num_heads:
       raise ValueError(
         f"ModelConfig: d_model={self.d_model} is not divisible by num_heads={self.num_heads}; "
@@ -137,15 +205,67 @@ class ModelConfig:
         f"ModelConfig: num_heads={self.num_heads} must be a multiple of "
         f"num_kv_heads={self.kv_heads}."
       )
-    if self.key_dim % 2 and "attn" in self.blocks:
-      raise ValueError(f"ModelConfig: RoPE needs an even head_dim, got {self.key_dim}.")
+    if self.rotary_dim % 2 and "attn" in self.blocks:
+      raise ValueError(
+        f"ModelConfig: RoPE needs an even number of rotated features, got {self.rotary_dim} "
+        f"(head_dim={self.key_dim} x rope_fraction={self.rope_fraction})."
+      )
+    if self.gdn_num_heads % self.gdn_num_key_heads:
+      raise ValueError(
+        f"ModelConfig: gdn_heads={self.gdn_num_heads} must be a multiple of "
+        f"gdn_key_heads={self.gdn_num_key_heads}."
+      )
     if self.mlp_dim is not None and self.mlp_dim < 0:
       raise ValueError(f"ModelConfig.mlp_dim must be >= 0 or None, got {self.mlp_dim}.")
+
+  def _check_moe(self) -> None:
+    for name in ("moe_experts", "moe_shared_dim"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"ModelConfig.{name} must be an integer >= 0, got {value!r}.")
+    if not self.moe_experts:
+      if self.moe_layers is not None and any(self.moe_layers):
+        raise ValueError("ModelConfig.moe_layers marks layers, but moe_experts is 0.")
+      return
+    _positive(self, "moe_top_k", *(["moe_dim"] if self.moe_dim is not None else []))
+    if self.moe_top_k > self.moe_experts:
+      raise ValueError(
+        f"ModelConfig: moe_top_k={self.moe_top_k} exceeds moe_experts={self.moe_experts}."
+      )
+    if self.moe_layers is not None and len(self.moe_layers) != len(self.blocks):
+      raise ValueError(
+        f"ModelConfig.moe_layers has {len(self.moe_layers)} entries for {len(self.blocks)} blocks."
+      )
+
+  def is_moe(self, layer: int) -> bool:
+    """Whether block `layer` has a mixture-of-experts MLP."""
+    if not self.moe_experts:
+      return False
+    return self.moe_layers is None or bool(self.moe_layers[layer])
 
   # Derived sizes: properties, so they can never disagree with the fields they come from.
   @property
   def key_dim(self) -> int:
     return self.head_dim if self.head_dim is not None else self.d_model // self.num_heads
+
+  @property
+  def rotary_dim(self) -> int:
+    """Features of each attention head that RoPE rotates."""
+    return int(self.key_dim * self.rope_fraction)
+
+  @property
+  def gdn_num_heads(self) -> int:
+    """GDN value heads (the fast weights' heads)."""
+    return self.gdn_heads if self.gdn_heads is not None else self.num_heads
+
+  @property
+  def gdn_num_key_heads(self) -> int:
+    return self.gdn_key_heads if self.gdn_key_heads is not None else self.gdn_num_heads
+
+  @property
+  def gdn_qk_dim(self) -> int:
+    """Per-head width of GDN queries and keys (the fast weights' rows)."""
+    return self.gdn_key_dim if self.gdn_key_dim is not None else self.key_dim
 
   @property
   def value_dim(self) -> int:
@@ -239,7 +359,15 @@ def preset(name: str, *, size: str = "small", **overrides: Any) -> ModelConfig:
 
 
 # Fields where None means "derived from the others" (window: no eviction).
-_OPTIONAL_SIZES = ("window", "num_kv_heads", "head_dim", "gdn_value_dim")
+_OPTIONAL_SIZES = (
+  "window",
+  "num_kv_heads",
+  "head_dim",
+  "gdn_value_dim",
+  "gdn_heads",
+  "gdn_key_heads",
+  "gdn_key_dim",
+)
 
 
 def _positive(config: ModelConfig, *names: str) -> None:

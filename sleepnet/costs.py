@@ -46,37 +46,37 @@ class Costs:
   stream_state_bytes: int
 
 
+def _gdn_dims(config: ModelConfig) -> tuple[int, int, int, int, int]:
+  """GDN value heads, query/key heads, key width, value width, and conv channels."""
+  h, hk, k, v = config.gdn_num_heads, config.gdn_num_key_heads, config.gdn_qk_dim, config.value_dim
+  return h, hk, k, v, hk * 2 * k + h * v
+
+
 def _block_params(config: ModelConfig, kind: str) -> int:
-  d, h, g, k, v = (
-    config.d_model,
-    config.num_heads,
-    config.kv_heads,
-    config.key_dim,
-    config.value_dim,
-  )
+  d, h, g, k = config.d_model, config.num_heads, config.kv_heads, config.key_dim
   mlp = 3 * d * config.hidden_dim + (d if config.hidden_dim else 0)
   if kind == "attn":
     mixer = d * h * k + 2 * d * g * k + h * k * d
+    mixer += {"none": 0, "head": 2 * k, "all": (h + g) * k}[config.attn_qk_norm]
+    mixer += d * h * k if config.attn_output_gate else 0
   else:
-    channels = h * (2 * k + v)
-    mixer = d * channels + (config.conv_kernel + 1) * channels + d * h + h + d * h + 2 * h
+    h, _, k, v, channels = _gdn_dims(config)
+    mixer = d * channels + config.conv_kernel * channels + d * h + d * h + 2 * h
+    mixer += channels if config.gdn_conv_bias else 0
+    mixer += h if config.gdn_beta_bias else 0
     mixer += v + d * h * v + h * v * d
   return d + mixer + mlp  # d: the mixer's RMSNorm scale.
 
 
 def _block_flops(config: ModelConfig, kind: str, context: float) -> float:
   """Matrix FLOPs of one block for one token that attends to `context` tokens."""
-  d, h, g, k, v = (
-    config.d_model,
-    config.num_heads,
-    config.kv_heads,
-    config.key_dim,
-    config.value_dim,
-  )
+  d, h, g, k = config.d_model, config.num_heads, config.kv_heads, config.key_dim
   mlp = 2 * 3 * d * config.hidden_dim
   if kind == "attn":
-    return 2 * (d * h * k + 2 * d * g * k + h * k * d) + 2 * 2 * h * k * context + mlp
-  proj = d * h * (2 * k + v) + 2 * d * h + d * h * v + h * v * d
+    gate = d * h * k if config.attn_output_gate else 0
+    return 2 * (d * h * k + 2 * d * g * k + h * k * d + gate) + 2 * 2 * h * k * context + mlp
+  h, _, k, v, channels = _gdn_dims(config)
+  proj = d * channels + 2 * d * h + d * h * v + h * v * d
   return 2 * proj + 2 * 5 * h * k * v + mlp
 
 
@@ -101,8 +101,8 @@ def costs(config: ModelConfig, *, sleep_passes: int | None = None) -> Costs:
   num_attn = config.blocks.count("attn")
   num_gdn = config.blocks.count("gdn")
   kv = num_attn * 2 * window * config.kv_heads * config.key_dim * _F32
-  fast = num_gdn * config.num_heads * config.key_dim * config.value_dim * _F32
-  channels = config.num_heads * (2 * config.key_dim + config.value_dim)
+  gdn_heads, _, gdn_k, gdn_v, channels = _gdn_dims(config)
+  fast = num_gdn * gdn_heads * gdn_k * gdn_v * _F32
   conv = num_gdn * (config.conv_kernel - 1) * channels * _F32
   buffers = window * (4 + d * _F32) if config.window is not None and num_gdn else 0
   state = kv + 2 * fast + conv + buffers + 4  # 2 * fast: the window-start copy; 4: position.
@@ -130,8 +130,9 @@ def _state_only_pass_flops(config: ModelConfig, tokens: int) -> float:
   last = max(i for i, kind in enumerate(config.blocks) if kind == "gdn")
   context = (tokens + 1) / 2
   below = sum(_block_flops(config, kind, context) for kind in config.blocks[:last])
-  d, h, k, v = config.d_model, config.num_heads, config.key_dim, config.value_dim
-  update = 2 * (d * h * (2 * k + v) + 2 * d * h) + 2 * 4 * h * k * v
+  d = config.d_model
+  h, _, k, v, channels = _gdn_dims(config)
+  update = 2 * (d * channels + 2 * d * h) + 2 * 4 * h * k * v
   return tokens * (below + update)
 
 

@@ -7,6 +7,8 @@ Dimension legend used in shape comments across sleepnet:
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -19,11 +21,22 @@ def dtypes(config: ModelConfig) -> dict[str, jnp.dtype]:
   return {"dtype": config.compute_dtype, "param_dtype": config.weight_dtype}
 
 
-def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
-  """RMSNorm over the last axis, computed in float32 and cast back to x's dtype."""
+def norm_args(config: ModelConfig, rngs: nnx.Rngs) -> dict[str, Any]:
+  """`RMSNorm` keyword arguments of a config's norms (all but the GDN output norm)."""
+  return dict(
+    eps=config.norm_eps, param_dtype=config.weight_dtype, offset=config.norm_offset, rngs=rngs
+  )
+
+
+def rms_norm(x: jax.Array, scale: jax.Array, eps: float, offset: bool = False) -> jax.Array:
+  """RMSNorm over the last axis, computed in float32 and cast back to x's dtype.
+
+  `offset`: scale by (1 + scale) instead of scale (the form Qwen3-Next and Qwen3.5 store).
+  """
   x32 = x.astype(jnp.float32)
   y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + eps)
-  return (y * scale.astype(jnp.float32)).astype(x.dtype)
+  w = scale.astype(jnp.float32)
+  return (y * (1.0 + w if offset else w)).astype(x.dtype)
 
 
 def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
@@ -32,21 +45,28 @@ def l2_normalize(x: jax.Array, eps: float = 1e-6) -> jax.Array:
   return (x32 * jax.lax.rsqrt(jnp.sum(x32 * x32, axis=-1, keepdims=True) + eps)).astype(x.dtype)
 
 
-def rope(x: jax.Array, positions: jax.Array, base: float) -> jax.Array:
-  """Rotary position embedding, rotating feature pairs (i, i + K/2).
+def rope(
+  x: jax.Array, positions: jax.Array, base: float, rotary_dim: int | None = None
+) -> jax.Array:
+  """Rotary position embedding, rotating feature pairs (i, i + R/2) of the first R features.
 
   Args:
     x: [B, T, H, K] queries or keys.
     positions: [T] integer positions (position within the current window).
     base: frequency base.
+    rotary_dim: R, the features that rotate (None: all K; 0: none); the rest pass through.
   """
-  half = x.shape[-1] // 2
-  freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)  # [K/2]
-  angles = positions.astype(jnp.float32)[:, None] * freqs  # [T, K/2]
+  r = x.shape[-1] if rotary_dim is None else rotary_dim
+  if r == 0:
+    return x
+  half = r // 2
+  freqs = base ** (-jnp.arange(half, dtype=jnp.float32) / half)  # [R/2]
+  angles = positions.astype(jnp.float32)[:, None] * freqs  # [T, R/2]
   sin = jnp.sin(angles)[None, :, None, :]
   cos = jnp.cos(angles)[None, :, None, :]
-  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
-  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  x32 = x.astype(jnp.float32)
+  x1, x2 = x32[..., :half], x32[..., half:r]
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin, x32[..., r:]], axis=-1)
   return out.astype(x.dtype)
 
 
@@ -90,17 +110,25 @@ def residual_out_init(num_layers: int) -> nnx.Initializer:
 
 
 class RMSNorm(nnx.Module):
-  """RMSNorm with a learned per-feature scale (initialised to one)."""
+  """RMSNorm with a learned per-feature scale: w (initialised to one) or, with `offset`, 1 + w
+  (w initialised to zero)."""
 
   def __init__(
-    self, dim: int, *, eps: float, rngs: nnx.Rngs, param_dtype: jnp.dtype = jnp.float32
+    self,
+    dim: int,
+    *,
+    eps: float,
+    rngs: nnx.Rngs,
+    param_dtype: jnp.dtype = jnp.float32,
+    offset: bool = False,
   ) -> None:
     del rngs  # Deterministic initialisation; the argument keeps the constructor uniform.
-    self.scale = nnx.Param(jnp.ones((dim,), param_dtype))
+    self.scale = nnx.Param((jnp.zeros if offset else jnp.ones)((dim,), param_dtype))
     self.eps = eps
+    self.offset = offset
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return rms_norm(x, self.scale[...], self.eps)
+    return rms_norm(x, self.scale[...], self.eps, self.offset)
 
 
 class SwiGLU(nnx.Module):

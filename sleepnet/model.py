@@ -81,12 +81,14 @@ class Model(nnx.Module):
     self.config = config
     d = config.d_model
     dt = layers.dtypes(config)
-    norm = dict(eps=config.norm_eps, param_dtype=config.weight_dtype, rngs=rngs)
+    norm = layers.norm_args(config, rngs)
     # Unit-scale embeddings: the stream starts near unit RMS (see layers.residual_out_init).
     self.embed = nnx.Embed(
       config.vocab_size, d, embedding_init=nnx.initializers.normal(1.0), **dt, rngs=rngs
     )
-    self.blocks = nnx.List([Block(kind, config, rngs=rngs) for kind in config.blocks])
+    self.blocks = nnx.List(
+      [Block(kind, config, rngs=rngs, moe=config.is_moe(i)) for i, kind in enumerate(config.blocks)]
+    )
     self.final_norm = layers.RMSNorm(d, **norm)
     # The head computes in float32 in any precision: logits and the loss are float32.
     self.lm_head = (
