@@ -155,7 +155,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_from = ""  # workdir whose latest parameters start this run ("": random init)
   c.train_sleep_passes = ()  # N drawn per step from these (e.g. (1, 2, 4)); (): model's N
 
-  c.batch_size = 64  # global batch, split over the "data" mesh axis and the processes
+  c.batch_size = 64  # global batch, split over the "data" and "fsdp" mesh axes and the processes
   c.grad_accum_steps = 1  # k > 1: each update runs as k microbatches of batch_size / k, in turn
   c.num_steps = 4000  # optimizer steps
   c.optimizer = ml_collections.ConfigDict()  # AdamW with warmup-cosine and global-norm clipping
@@ -176,7 +176,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 500  # steps between checkpoints (the last step is always saved)
   c.max_to_keep = 3  # checkpoints kept in DIR/checkpoints (older ones are deleted)
 
-  c.mesh = (("data", -1), ("model", 1))  # device mesh axes and sizes; -1: all remaining devices
+  # Device mesh axes and sizes; -1: all remaining devices; ("fsdp", n) may be added (sharding.py).
+  c.mesh = (("data", -1), ("model", 1))
   c.sharding = ml_collections.ConfigDict()  # where parameters live (see sleepnet/sharding.py)
   c.sharding.rules = (("embedding|kernel", "model"), (".*", "replicate"))  # (regex, tactic)
   c.sharding.min_size = 2**14  # arrays with fewer elements are replicated whatever the rule

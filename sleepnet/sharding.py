@@ -1,17 +1,21 @@
 """Devices, the mesh, and where parameters and batches live.
 
-One mesh with two axes, built from the config (`config.mesh`, e.g. `(("data", -1), ("model", 1))`,
--1 meaning "all remaining devices"):
+One mesh with three axes, built from the config (`config.mesh`, e.g. `(("data", -1), ("model",
+1))`, -1 meaning "all remaining devices"; "fsdp" may be left out, meaning size 1):
 
   * "data": batches are split over it (data parallelism);
-  * "model": big parameters are split over it (tensor/FSDP-style), everything else is replicated.
+  * "fsdp": batches are split over it too, and so are the big parameters and their optimizer
+    state, each on one of its dimensions (fully sharded data parallelism: every device holds
+    1/fsdp of them, and XLA gathers each layer's weights where they are used);
+  * "model": big parameters are split over it (tensor parallelism), everything else is replicated.
 
 Parameters are placed by a short, ordered list of `(regex, tactic)` rules over parameter paths such
 as "blocks/0/mixer/qkv_proj/kernel" (big_vision-style; the first rule whose regex is found in the
 path wins). Tactics:
 
-  * "model": split the largest dimension that the "model" axis size divides over "model", if the
-    array has at least `min_size` elements (small arrays are cheaper replicated);
+  * "model": if the array has at least `min_size` elements (small arrays are cheaper replicated),
+    split the largest dimension that the "model" axis size divides over "model", and the largest
+    other dimension that the "fsdp" axis size divides over "fsdp";
   * "replicate": a full copy on every device.
 
 The same rules place the optimizer state, whose paths end in the parameter paths (".../mu/blocks/
@@ -41,7 +45,9 @@ from absl import logging
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-AXES = ("data", "model")
+AXES = ("data", "fsdp", "model")
+# The axes a batch's rows are split over.
+BATCH_AXES = ("data", "fsdp")
 TACTICS = ("model", "replicate")
 
 
@@ -84,11 +90,11 @@ def initialize_distributed(enabled: bool) -> bool:
 
 
 def make_mesh(spec: Sequence[Sequence[Any]], devices: Sequence[Any] | None = None) -> Mesh:
-  """Builds the ("data", "model") mesh from `config.mesh`.
+  """Builds the ("data", "fsdp", "model") mesh from `config.mesh`.
 
   Args:
-    spec: (axis name, size) pairs naming both axes of `AXES`; one size may be -1 (all remaining
-      devices).
+    spec: (axis name, size) pairs naming the axes of `AXES` ("fsdp" may be left out: size 1);
+      one size may be -1 (all remaining devices).
     devices: the devices to use; None means all of them.
 
   Raises:
@@ -96,8 +102,12 @@ def make_mesh(spec: Sequence[Sequence[Any]], devices: Sequence[Any] | None = Non
   """
   devices = list(jax.devices() if devices is None else devices)
   sizes = {str(name): int(size) for name, size in spec}
-  if sorted(sizes) != sorted(AXES) or len(spec) != len(AXES):
-    raise ValueError(f"mesh {list(map(tuple, spec))} must name exactly the axes {AXES}")
+  named = len(spec) == len(sizes) and set(sizes) <= set(AXES) and {"data", "model"} <= set(sizes)
+  if not named:
+    raise ValueError(
+      f"mesh {list(map(tuple, spec))} must name the axes {AXES} once each ('fsdp' may be left out)"
+    )
+  sizes.setdefault("fsdp", 1)
   unknown = [name for name, size in sizes.items() if size == -1]
   known = math.prod(size for size in sizes.values() if size != -1)
   if len(unknown) > 1 or any(s == 0 or s < -1 for s in sizes.values()):
@@ -131,13 +141,14 @@ def leaf_sharding(
       break
   else:
     tactic = "replicate"
-  spec = [None] * len(shape)
-  model = mesh.shape["model"]
-  if tactic == "model" and model > 1 and math.prod(shape) >= min_size:
-    # The largest dimension that divides evenly; ties go to the last (the output features).
-    dims = [d for d in range(len(shape)) if shape[d] % model == 0]
-    if dims:
-      spec[max(dims, key=lambda d: (shape[d], d))] = "model"
+  spec: list[str | None] = [None] * len(shape)
+  if tactic == "model" and math.prod(shape) >= min_size:
+    for axis in ("model", "fsdp"):
+      size = mesh.shape.get(axis, 1)
+      # The largest free dimension that divides evenly; ties go to the last (the output features).
+      dims = [d for d in range(len(shape)) if spec[d] is None and shape[d] % size == 0]
+      if size > 1 and dims:
+        spec[max(dims, key=lambda d: (shape[d], d))] = axis
   return NamedSharding(mesh, P(*spec))
 
 
@@ -154,12 +165,17 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) dimension split over "data", the rest whole."""
-  return NamedSharding(mesh, P("data"))
+  """Leading (batch) dimension split over "data" and "fsdp", the rest whole."""
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def batch_ways(mesh: Mesh) -> int:
+  """Into how many parts a batch's rows are split."""
+  return math.prod(mesh.shape.get(axis, 1) for axis in BATCH_AXES)
 
 
 def put_batch(local: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-  """Assembles global batch arrays from this process's rows, split over "data".
+  """Assembles global batch arrays from this process's rows, split over "data" and "fsdp".
 
   With one process the local rows are the whole batch; with several, process p holds rows
   p * B/P .. (p + 1) * B/P - 1 of the global batch of B rows.
@@ -172,22 +188,27 @@ def put_batch(local: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
 
 def check_batch_size(global_batch: int, mesh: Mesh, what: str = "batch_size") -> int:
   """Returns this process's share of a global batch, or raises if it does not divide evenly."""
-  data, procs = mesh.shape["data"], jax.process_count()
+  data, procs = batch_ways(mesh), jax.process_count()
   if global_batch % data or global_batch % procs:
     raise ValueError(
-      f"{what}={global_batch} must be divisible by the 'data' mesh axis ({data}) and the "
-      f"number of processes ({procs})"
+      f"{what}={global_batch} must be divisible by the 'data' x 'fsdp' mesh axes ({data}) and "
+      f"the number of processes ({procs})"
     )
   return global_batch // procs
 
 
 def describe(tree: Any) -> str:
-  """A one-line summary of how much of `tree` is split over "model", for the log."""
+  """A one-line summary of how much of `tree` is split over "model" and "fsdp", for the log."""
   leaves = jax.tree.leaves(tree)
-  split = [x for x in leaves if "model" in tuple(getattr(x.sharding, "spec", ()))]
   total = sum(x.size for x in leaves)
-  share = sum(x.size for x in split) / max(total, 1)
-  return f"{len(split)} of {len(leaves)} arrays ({share:.0%} of the elements) split over 'model'"
+  parts = []
+  for axis in ("model", "fsdp"):
+    split = [x for x in leaves if axis in tuple(getattr(x.sharding, "spec", ()))]
+    share = sum(x.size for x in split) / max(total, 1)
+    parts.append(
+      f"{len(split)} of {len(leaves)} arrays ({share:.0%} of the elements) over {axis!r}"
+    )
+  return "split: " + "; ".join(parts)
 
 
 def log_devices() -> None:

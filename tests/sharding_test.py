@@ -117,10 +117,10 @@ def test_parameters_are_split_over_model(result):
   assert specs["qkv_mu"] == specs["qkv"]  # Adam's moments live with their parameters
   assert specs["embedding"] == ["model", None]  # [70, 32]: 70 is the larger dimension
   assert specs["norm"] == [None] and specs["step"] == []
-  assert specs["tokens"] == ["data"]
+  assert specs["tokens"] == [["data", "fsdp"]]  # rows over both batch axes ("fsdp" has size 1)
   rows, cols = result["qkv_shape"]
   assert result["qkv_shard_shapes"] == [[rows, cols // 2]]
-  assert result["axis_types"] == ["AxisType.Auto", "AxisType.Auto"]
+  assert result["axis_types"] == ["AxisType.Auto"] * 3
 
 
 def test_train_step_compiles_once(result):

@@ -120,8 +120,11 @@ def test_window_larger_than_the_sequence(tmp_path):
 def test_bad_model_field_and_batch_split(tmp_path):
   with pytest.raises(run_config.ConfigError, match=r"config.model: .*sleep_input must be one of"):
     run_config.resolve(tiny_config(**{"model.sleep_input": "dreams"}))
-  with pytest.raises(ValueError, match=r"mesh .* must name exactly the axes \('data', 'model'\)"):
+  axes = r"mesh .* must name the axes \('data', 'fsdp', 'model'\) once each"
+  with pytest.raises(ValueError, match=axes):
     sharding.make_mesh((("batch", -1), ("model", 1)))
+  with pytest.raises(ValueError, match=axes):
+    sharding.make_mesh((("data", -1), ("model", 1), ("data", 1)))
   mesh = sharding.make_mesh((("data", -1), ("model", 1)))
   assert sharding.check_batch_size(8, mesh) == 8
 
