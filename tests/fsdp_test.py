@@ -3,16 +3,10 @@ device): a scaled-down layout of a 2B hybrid (three GDN layers to one attention 
 (data 2, fsdp 4) mesh with the same losses as on one device, and each device holds a quarter of
 the big parameters and of their optimizer state."""
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
+import fake_devices
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 CHILD = textwrap.dedent(
   """
@@ -68,18 +62,7 @@ CHILD = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def result():
-  env = dict(
-    os.environ,
-    JAX_PLATFORMS="cpu",
-    XLA_FLAGS="--xla_force_host_platform_device_count=8",
-    JAX_DEFAULT_MATMUL_PRECISION="highest",
-  )
-  r = subprocess.run(
-    [sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-  )
-  assert r.returncode == 0, r.stderr[-4000:]
-  line = next(x for x in r.stdout.splitlines() if x.startswith("RESULT "))
-  return json.loads(line[len("RESULT ") :])
+  return fake_devices.run(CHILD)
 
 
 def test_fsdp_losses_equal_single_device(result):

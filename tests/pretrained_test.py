@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+import fake_devices
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -354,25 +355,7 @@ print("RESULT " + json.dumps({
 
 
 def test_parameters_are_born_sharded_on_a_mesh(qwen_dir):
-  import os
-  import subprocess
-  import sys
-
-  env = dict(
-    os.environ,
-    JAX_PLATFORMS="cpu",
-    XLA_FLAGS="--xla_force_host_platform_device_count=8",
-    JAX_DEFAULT_MATMUL_PRECISION="highest",
-  )
-  r = subprocess.run(
-    [sys.executable, "-c", _MESH_CHILD, str(qwen_dir)],
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert r.returncode == 0, r.stderr[-4000:]
-  out = json.loads(next(x for x in r.stdout.splitlines() if x.startswith("RESULT "))[7:])
+  out = fake_devices.run(_MESH_CHILD, str(qwen_dir), timeout=300)
   assert out["spec"] == [None, "model"]  # [32, 80]: the 80 outputs split in two
   assert out["shards"] == [[32, 40]]
   tokens = jnp.asarray(np.arange(40).reshape(4, 10) % 64, jnp.int32)

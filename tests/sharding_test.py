@@ -2,16 +2,10 @@
 trains like one device, parameters are split over "model", the step compiles once, and a full
 run (checkpoints, resume, evaluation) works sharded."""
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
+import fake_devices
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 CHILD = textwrap.dedent(
   """
@@ -80,26 +74,8 @@ CHILD = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-  env = dict(
-    os.environ,
-    JAX_PLATFORMS="cpu",
-    XLA_FLAGS="--xla_force_host_platform_device_count=8",
-    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-    JAX_DEFAULT_MATMUL_PRECISION="highest",
-  )
   workdir = tmp_path_factory.mktemp("sharded") / "run"
-  r = subprocess.run(
-    [sys.executable, "-c", CHILD, str(workdir)],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
-  assert r.returncode == 0, r.stderr[-4000:]
-  line = next(x for x in r.stdout.splitlines() if x.startswith("RESULT "))
-  return json.loads(line[len("RESULT ") :])
+  return fake_devices.run(CHILD, str(workdir), timeout=300)
 
 
 def test_sharded_losses_equal_single_device(result):
