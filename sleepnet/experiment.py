@@ -176,8 +176,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 500  # steps between checkpoints (the last step is always saved)
   c.max_to_keep = 3  # checkpoints kept in DIR/checkpoints (older ones are deleted)
 
-  # Device mesh axes and sizes; -1: all remaining devices; ("fsdp", n) may be added (sharding.py).
-  c.mesh = (("data", -1), ("model", 1))
+  c.mesh = (("data", -1), ("model", 1))  # mesh axes, sizes (-1: the rest); may add ("fsdp", n)
   c.sharding = ml_collections.ConfigDict()  # where parameters live (see sleepnet/sharding.py)
   c.sharding.rules = (("embedding|kernel", "model"), (".*", "replicate"))  # (regex, tactic)
   c.sharding.min_size = 2**14  # arrays with fewer elements are replicated whatever the rule
