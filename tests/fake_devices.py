@@ -8,8 +8,25 @@ import os
 import pathlib
 import subprocess
 import sys
+import textwrap
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# The start of a child that trains: `config` is the Rule 110 smoke hybrid, to be narrowed.
+SMOKE_CONFIG = textwrap.dedent(
+  """
+  import importlib.util, json, sys
+  import jax, numpy as np
+  from absl import flags
+  from sleepnet import checkpoint, evaluation, run_config, sharding, train
+
+  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
+  spec = importlib.util.spec_from_file_location("rule110", "experiments/rule110.py")
+  rule110 = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(rule110)
+  config = rule110.get_config("smoke,model=hybrid")
+  """
+)
 
 
 def run(code: str, *args: str, devices: int = 8, timeout: int = 600) -> dict:

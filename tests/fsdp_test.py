@@ -8,18 +8,8 @@ import textwrap
 import fake_devices
 import pytest
 
-CHILD = textwrap.dedent(
+CHILD = fake_devices.SMOKE_CONFIG + textwrap.dedent(
   """
-  import importlib.util, json
-  import jax, numpy as np
-  from absl import flags
-  from sleepnet import run_config, sharding, train
-
-  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
-  spec = importlib.util.spec_from_file_location("rule110", "experiments/rule110.py")
-  rule110 = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(rule110)
-  config = rule110.get_config("smoke,model=hybrid")
   # The layer pattern of a 2B GDN hybrid (three GDN layers to one attention layer), narrow.
   config.model.blocks = ("gdn", "gdn", "gdn", "attn") * 2
   config.model.d_model, config.model.num_heads = 64, 4

@@ -7,19 +7,8 @@ import textwrap
 import fake_devices
 import pytest
 
-CHILD = textwrap.dedent(
+CHILD = fake_devices.SMOKE_CONFIG + textwrap.dedent(
   """
-  import importlib.util, json, sys
-  import jax, numpy as np
-  from absl import flags
-  from jax.sharding import PartitionSpec as P
-  from sleepnet import checkpoint, evaluation, run_config, sharding, train
-
-  flags.FLAGS.mark_as_parsed()  # grain reads absl flags
-  spec = importlib.util.spec_from_file_location("rule110", "experiments/rule110.py")
-  rule110 = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(rule110)
-  config = rule110.get_config("smoke,model=hybrid")
   config.model.blocks = ("gdn", "attn")
   config.sharding.min_size = 0  # shard every kernel of this tiny model
   model_config, task = run_config.resolve(config)
