@@ -135,6 +135,7 @@ def _build(
   extra = sorted(set(params) - set(flat))
   if extra:
     raise UnsupportedModelError(f"checkpoint tensors map to no sleepnet parameter: {extra}.")
+  where = {} if mesh is None else _flatten(sharding.tree_shardings(abstract, mesh, rules, min_size))
   placed = {}
   for key, spec in flat.items():
     if key in params:
@@ -148,12 +149,7 @@ def _build(
       value = np.zeros(spec.shape)  # a hidden sleep pass starts by rereading the tokens
     else:
       value = np.zeros(spec.shape) if config.norm_offset else np.ones(spec.shape)
-    value = value.astype(spec.dtype)
-    if mesh is None:
-      placed[key] = jax.device_put(value)
-    else:
-      where = sharding.leaf_sharding(key.replace(".", "/"), value.shape, mesh, rules, min_size)
-      placed[key] = jax.device_put(value, where)
+    placed[key] = jax.device_put(value.astype(spec.dtype), where.get(key))
   return nnx.merge(graphdef, _unflatten(placed, abstract))
 
 

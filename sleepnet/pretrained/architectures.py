@@ -396,15 +396,11 @@ def read_weights(
       )
     _read_mlp(r, config, i, out)
   notes = []
-  r.root = ""
-  for name in ("sleepnet.inject_norm.weight", "sleepnet.inject.weight"):
-    if name in tensors:
-      value = r.take(name)
-      out[
-        name.removeprefix(SLEEPNET_PREFIX).replace(
-          ".weight", ".scale" if "norm" in name else ".kernel"
-        )
-      ] = value if "norm" in name else _t(value)
+  r.root = SLEEPNET_PREFIX  # sleepnet's own weights, present if save_pretrained wrote the files
+  if r.has("inject_norm.weight"):
+    out["inject_norm.scale"] = r.take("inject_norm.weight")
+  if r.has("inject.weight"):
+    out["inject.kernel"] = _t(r.take("inject.weight"))
   skipped = sorted(k for k in tensors if k not in r.used and k.startswith(SKIPPED_PREFIXES))
   if skipped:
     parts = sorted({".".join(k.split(".")[:2]) for k in skipped})

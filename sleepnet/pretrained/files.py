@@ -67,15 +67,14 @@ class TensorFiles(Mapping[str, np.ndarray]):
       files = [SINGLE]
     else:
       raise CheckpointError(f"{path} has neither {SINGLE} nor {INDEX}.")
+    # Each entry holds its file's map, which keeps the map open as long as it is needed.
     self._entries: dict[str, tuple[mmap.mmap, int, dict[str, Any]]] = {}
-    self._maps = []
     for name in files:
       file = path / name
       if not file.is_file():
         raise CheckpointError(f"{path / INDEX} names {name}, which is missing.")
       with open(file, "rb") as f:
         data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-      self._maps.append(data)
       (size,) = struct.unpack("<Q", data[:8])
       if size > len(data) - 8:
         raise CheckpointError(f"{file}: the header claims {size} bytes; the file is truncated.")
